@@ -1,0 +1,1 @@
+"""Training: configuration, trainer, checkpoints, early stopping, TensorBoard logging."""
