@@ -68,7 +68,7 @@ def bpr_loss(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:
     return loss.mean()
 
 
-def embedding_l2_loss(*ego_embeddings: Tensor, batch_size: int) -> Tensor:
+def embedding_l2_loss(*ego_embeddings: Tensor, batch_size: float) -> Tensor:
     r"""The L2 regularisation term of LightGCN without its coefficient
 
     .. math::
@@ -83,17 +83,24 @@ def embedding_l2_loss(*ego_embeddings: Tensor, batch_size: int) -> Tensor:
     Args:
         *ego_embeddings (torch.Tensor): Layer-0 embeddings of the batch rows,
             any shape (e.g. :obj:`[B, D]` or :obj:`[B, M, D]`).
-        batch_size (int): The number of triplets :math:`B` in the batch. May
-            be :obj:`0` only if every tensor is empty (gives a zero loss).
+        batch_size (int or float): The number of triplets :math:`B` in the
+            batch (a float is accepted, e.g. a distributed global
+            denominator). May be :obj:`0` only if every tensor is empty (gives
+            a zero loss).
 
     Returns:
         torch.Tensor: A scalar.
     """
     if len(ego_embeddings) == 0:
         raise ValueError("'ego_embeddings' must hold at least one tensor in 'embedding_l2_loss'")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, float))
+        or not math.isfinite(batch_size)
+        or batch_size < 0
+    ):
         raise ValueError(
-            f"'batch_size' must be a non-negative integer in 'embedding_l2_loss' "
+            f"'batch_size' must be a finite non-negative number in 'embedding_l2_loss' "
             f"(got {batch_size!r})"
         )
     squared = torch.stack([emb.pow(2).sum() for emb in ego_embeddings]).sum()
@@ -101,7 +108,7 @@ def embedding_l2_loss(*ego_embeddings: Tensor, batch_size: int) -> Tensor:
         if any(emb.numel() > 0 for emb in ego_embeddings):
             raise ValueError(
                 "'batch_size' must be positive for non-empty embeddings in "
-                "'embedding_l2_loss' (got 0)"
+                f"'embedding_l2_loss' (got {batch_size!r})"
             )
         return squared
     return 0.5 * squared / batch_size

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from lightgcn_pyg.sampling import BPRSampler, TripletBatch, _nth_non_positive
+from lightgcn_pyg.sampling import BPRSampler, TripletBatch, _group_index, _nth_non_positive
 
 
 def random_graph(num_users, num_items, num_edges, seed=0, empty_users=()):
@@ -46,7 +46,9 @@ def test_nth_non_positive_matches_naive_enumeration():
     edge_index = random_graph(num_users, num_items, 40, seed=1)
     # User 6 holds every item but one, user 5 holds the first and last items.
     dense = torch.tensor([[6] * 11, [i for i in range(num_items) if i != 4]])
-    edge_index = torch.cat([edge_index[:, edge_index[0] < 5], dense, torch.tensor([[5, 5], [0, 11]])], 1)
+    edge_index = torch.cat(
+        [edge_index[:, edge_index[0] < 5], dense, torch.tensor([[5, 5], [0, 11]])], 1
+    )
     sampler = BPRSampler(edge_index, num_users, num_items)
     positives = positives_of(edge_index)
     users, ranks, expected = [], [], []
@@ -254,7 +256,10 @@ def test_sharding_union_equals_single_process(mode, world_size, drop_last, num_e
 def test_user_with_all_items_is_skipped_with_one_warning():
     num_items = 6
     edge_index = torch.tensor(
-        [[0] * num_items + [1, 1, 2] + [3] * num_items, list(range(num_items)) + [0, 2, 5] + list(range(num_items))]
+        [
+            [0] * num_items + [1, 1, 2] + [3] * num_items,
+            list(range(num_items)) + [0, 2, 5] + list(range(num_items)),
+        ]
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -277,7 +282,10 @@ def test_user_with_all_items_is_skipped_with_one_warning():
 
 def test_only_full_users_raises():
     edge_index = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1]])
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no user with a valid negative"):
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ValueError, match="no user with a valid negative"),
+    ):
         BPRSampler(edge_index, 2, 2)
 
 
@@ -349,3 +357,10 @@ def test_invalid_epoch():
         sampler.set_epoch(-1)
     with pytest.raises(ValueError, match="'epoch'.*got 1.5"):
         sampler.sample_epoch(1.5)
+
+
+def test_group_index_matches_repeat_interleave():
+    count = torch.tensor([0, 3, 0, 0, 1, 2, 0])
+    expected = torch.arange(7).repeat_interleave(count)
+    assert torch.equal(_group_index(count, 6), expected)
+    assert torch.equal(_group_index(torch.tensor([4]), 4), torch.zeros(4, dtype=torch.long))

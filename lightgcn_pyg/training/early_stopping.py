@@ -128,7 +128,9 @@ class EarlyStopping:
         Args:
             state_dict (dict): A dictionary returned by :meth:`state_dict`.
         """
-        missing = [k for k in ("mode", "best", "best_step", "num_bad", "num_steps") if k not in state_dict]
+        missing = [
+            k for k in ("mode", "best", "best_step", "num_bad", "num_steps") if k not in state_dict
+        ]
         if missing:
             raise ValueError(
                 f"'state_dict' misses the keys {missing} in 'EarlyStopping' "

@@ -132,9 +132,7 @@ def test_cross_check_with_pyg():
     keys = torch.unique(label_user * num_items + label_item)
     edge_label_index = torch.stack([keys // num_items, keys % num_items])
 
-    hits = torch.isin(
-        torch.arange(num_users).view(-1, 1) * num_items + pred_index_mat, keys
-    )
+    hits = torch.isin(torch.arange(num_users).view(-1, 1) * num_items + pred_index_mat, keys)
     num_relevant = torch.bincount(edge_label_index[0], minlength=num_users)
     ks = [1, 5, 10]
     ours = topk_metrics(hits, num_relevant, ks)
