@@ -60,7 +60,9 @@ def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
 
     if out.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"'device' is '{device}' but CUDA is not available in 'resolve_device'")
+            raise ValueError(
+                f"'device' is '{device}' but CUDA is not available in 'resolve_device'"
+            )
         if out.index is not None and out.index >= torch.cuda.device_count():
             raise ValueError(
                 f"'device' is '{device}' but only {torch.cuda.device_count()} CUDA "
@@ -68,9 +70,9 @@ def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
             )
     elif out.type == "mps" and not mps_is_available():
         raise ValueError(f"'device' is '{device}' but MPS is not available in 'resolve_device'")
-    elif out.type == "cpu" and out.index not in (None, 0):
+    if out.type != "cuda" and out.index not in (None, 0):
         raise ValueError(
-            f"'device' must be 'cpu' without an index other than 0 in 'resolve_device' "
-            f"(got '{device}')"
+            f"'device' must not have a device index other than 0 for '{out.type}' in "
+            f"'resolve_device' (got '{device}')"
         )
     return out

@@ -2,10 +2,11 @@ from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.typing import Adj, OptPairTensor, OptTensor, PairTensor, SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor, scatter, spmm, to_torch_csr_tensor
+
+from lightgcn_pyg.nn.propagation import ptr_to_index
 
 __all__ = ["LightGCNConv", "lightgcn_norm"]
 
@@ -92,9 +93,7 @@ def lightgcn_norm(
             if adj_t.layout != torch.sparse_csr:
                 adj_t = adj_t.to_sparse_csr()
             ptr, col = adj_t.crow_indices(), adj_t.col_indices()
-            row = torch.repeat_interleave(
-                torch.arange(adj_t.size(0), device=ptr.device), ptr[1:] - ptr[:-1]
-            )
+            row = ptr_to_index(ptr, col.numel())
         n, m = adj_t.size(0), adj_t.size(1)
         value = _normalized_value(row, col, adj_t.values().to(dtype), (n, m), bipartite, target=0)
         return to_torch_csr_tensor(torch.stack([row, col]), value, size=(n, m), is_coalesced=True)

@@ -20,7 +20,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["BipartiteAdjacency", "gather_csr_rows"]
+__all__ = ["BipartiteAdjacency", "gather_csr_rows", "ptr_to_index"]
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 _BACKENDS = ("auto", "csr", "coo")
@@ -60,13 +60,24 @@ def gather_csr_rows(rowptr: Tensor, index: Tensor) -> Tuple[Tensor, Tensor]:
     """
     start = rowptr[index]
     count = rowptr[index + 1] - start
-    total = int(count.sum())
-    segment = torch.repeat_interleave(
-        torch.arange(index.numel(), device=rowptr.device), count, output_size=total
-    )
-    offset = torch.cumsum(count, 0) - count  # exclusive prefix sum
-    entry = torch.arange(total, device=rowptr.device) + (start - offset)[segment]
+    end = torch.cumsum(count, 0)
+    total = int(end[-1]) if end.numel() > 0 else 0
+    segment = ptr_to_index(torch.cat([end.new_zeros(1), end]), total)
+    entry = torch.arange(total, device=rowptr.device) + (start - (end - count))[segment]
     return entry, segment
+
+
+def ptr_to_index(ptr: Tensor, numel: Optional[int] = None) -> Tensor:
+    r"""Expands a pointer vector :math:`[N + 1]` into the row of every entry.
+
+    Uses :func:`torch.searchsorted` rather than :func:`torch.repeat_interleave`,
+    whose CPU kernel splits even tiny inputs across threads and stalls for
+    milliseconds when cores are busy.
+    """
+    if numel is None:
+        numel = int(ptr[-1])
+    arange = torch.arange(numel, device=ptr.device, dtype=ptr.dtype)
+    return torch.searchsorted(ptr[1:], arange, right=True)
 
 
 class _CSR:
@@ -79,13 +90,14 @@ class _CSR:
         self._csr: Optional[Tensor] = None
         self.csr_ok: Optional[bool] = None  # unknown until the first product
 
+    def __getstate__(self) -> dict:
+        # torch.sparse_csr tensors cannot be deep-copied or pickled; rebuilt lazily.
+        return {**self.__dict__, "_csr": None}
+
     @property
     def row(self) -> Tensor:
         if self._row is None:
-            count = self.rowptr[1:] - self.rowptr[:-1]
-            self._row = torch.repeat_interleave(
-                torch.arange(self.size[0], device=count.device), count, output_size=self.col.numel()
-            )
+            self._row = ptr_to_index(self.rowptr, self.col.numel())
         return self._row
 
     def sparse_csr(self) -> Tensor:
@@ -103,7 +115,7 @@ class _CSR:
                 out = torch.sparse.mm(self.sparse_csr(), x)
                 self.csr_ok = True
                 return out
-            except torch.OutOfMemoryError:
+            except torch.cuda.OutOfMemoryError:
                 raise
             except (RuntimeError, NotImplementedError):
                 if backend == "csr":
@@ -227,10 +239,11 @@ class BipartiteAdjacency:
         user, item = edge_index[0].long(), edge_index[1].long()
         _check_index(user, num_users, "edge_index[0]", name)
         _check_index(item, num_items, "edge_index[1]", name)
-        device = edge_index.device
-        # float64 for the normalisation where the device has it:
-        work = torch.float32 if device.type == "mps" else torch.float64
-        dtype = torch.get_default_dtype()
+        target = edge_index.device
+        # MPS lacks float64 and some integer kernels: build on the CPU, then move.
+        device = torch.device("cpu") if target.type == "mps" else target
+        user, item = user.to(device), item.to(device)
+        work, dtype = torch.float64, torch.get_default_dtype()
         if edge_weight is None:
             weight = torch.ones(user.numel(), dtype=work, device=device)
         else:
@@ -264,6 +277,8 @@ class BipartiteAdjacency:
         t_to_r = torch.argsort(item * num_users + user)
         rowptr_t = _counts_to_ptr(torch.bincount(item, minlength=num_items))
         r_t = _CSR(rowptr_t, user[t_to_r], value[t_to_r], (num_items, num_users))
+        if device != target:
+            r, r_t, t_to_r = r.to(target, None), r_t.to(target, None), t_to_r.to(target)
         self._init((r, r_t), (r_t, r), t_to_r, num_users, num_items, backend)
 
     def _init(
@@ -298,10 +313,12 @@ class BipartiteAdjacency:
 
     @property
     def device(self) -> torch.device:
+        r"""The device holding the matrices."""
         return self._user_op.fwd.value.device
 
     @property
     def dtype(self) -> torch.dtype:
+        r"""The dtype of the normalised values (inputs must match it)."""
         return self._user_op.fwd.value.dtype
 
     @property
