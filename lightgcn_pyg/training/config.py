@@ -83,7 +83,9 @@ class TrainConfig:
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"'{name}' must be a positive integer in 'TrainConfig' (got {value!r})")
+                raise ValueError(
+                    f"'{name}' must be a positive integer in 'TrainConfig' (got {value!r})"
+                )
         if not isinstance(self.num_layers, int) or self.num_layers < 0:
             raise ValueError(
                 f"'num_layers' must be a non-negative integer in 'TrainConfig' (got {self.num_layers!r})"
@@ -97,7 +99,9 @@ class TrainConfig:
         if not self.reg >= 0:
             raise ValueError(f"'reg' must be non-negative in 'TrainConfig' (got {self.reg!r})")
         if not 0.0 < self.keep_prob <= 1.0:
-            raise ValueError(f"'keep_prob' must be in (0, 1] in 'TrainConfig' (got {self.keep_prob!r})")
+            raise ValueError(
+                f"'keep_prob' must be in (0, 1] in 'TrainConfig' (got {self.keep_prob!r})"
+            )
         if self.init not in INITS:
             raise ValueError(f"'init' must be one of {INITS} in 'TrainConfig' (got {self.init!r})")
         if self.sampling not in SAMPLING_MODES:
@@ -167,5 +171,7 @@ def read_config_file(path: str | Path) -> Dict[str, Any]:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ValueError(f"Config file '{path}' must hold a mapping of options (got {type(values).__name__})")
+        raise ValueError(
+            f"Config file '{path}' must hold a mapping of options (got {type(values).__name__})"
+        )
     return {str(k).replace("-", "_"): v for k, v in values.items()}

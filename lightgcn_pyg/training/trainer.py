@@ -48,6 +48,7 @@ class TrainResult:
         stopped_early (bool): Early stopping ended the run.
         interrupted (bool): Ctrl-C ended the run (a last checkpoint was written).
         history (list of dict): One entry per evaluation.
+        losses (list of float): Mean training loss of every epoch.
     """
 
     best_epoch: int
@@ -58,6 +59,7 @@ class TrainResult:
     stopped_early: bool = False
     interrupted: bool = False
     history: List[Dict[str, Any]] = field(default_factory=list)
+    losses: List[float] = field(default_factory=list)
 
 
 def model_args(data: InteractionSet, config: TrainConfig) -> Dict[str, Any]:
@@ -138,6 +140,8 @@ class Trainer:
         self.batch_in_epoch = 0  # batches of the current epoch already applied
         self.global_step = 0
         self.history: List[Dict[str, Any]] = []
+        self.losses: List[float] = []
+        self._partial_sums: Dict[str, float] = {"loss": 0.0, "bpr": 0.0, "reg": 0.0}
         self.best_epoch = 0
         self.best_metrics: Dict[str, float] = {}
         self._best_state: Optional[Dict[str, Tensor]] = None
@@ -188,6 +192,8 @@ class Trainer:
             "rng": rng,
             "early_stopping": self.early_stopping.state_dict(),
             "history": self.history,
+            "losses": self.losses,
+            "partial_sums": self._partial_sums,
             "best_epoch": self.best_epoch,
             "best_metrics": self.best_metrics,
             "eval_split": self.eval_split,
@@ -197,12 +203,12 @@ class Trainer:
         """Restore a run saved by :meth:`state_dict` (after checking it fits this data and config)."""
         saved = TrainConfig.from_dict(state["config"]).to_dict()
         mine = self.config.to_dict()
-        differing = sorted(
-            k for k in saved if k not in RESUMABLE_OVERRIDES and saved[k] != mine[k]
-        )
+        differing = sorted(k for k in saved if k not in RESUMABLE_OVERRIDES and saved[k] != mine[k])
         if differing:
             detail = ", ".join(f"{k}: {saved[k]!r} -> {mine[k]!r}" for k in differing)
-            raise ValueError(f"Cannot resume: the configuration differs from the checkpoint ({detail})")
+            raise ValueError(
+                f"Cannot resume: the configuration differs from the checkpoint ({detail})"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
@@ -212,6 +218,8 @@ class Trainer:
         # Patience may be changed on resume: the helper keeps its counters, takes the new value.
         self.early_stopping.patience = self.config.patience
         self.history = list(state.get("history", []))
+        self.losses = [float(v) for v in state.get("losses", [])]
+        self._partial_sums = {k: float(v) for k, v in state.get("partial_sums", {}).items()}
         self.best_epoch = int(state.get("best_epoch", 0))
         self.best_metrics = dict(state.get("best_metrics", {}))
         self._should_stop = self.early_stopping.should_stop
@@ -299,8 +307,13 @@ class Trainer:
         first = next(batches, None)  # the epoch's triplets are drawn here, all at once
         sampling_s = time.perf_counter() - t0
         total = len(self.sampler)
-        sums = {"loss": 0.0, "bpr": 0.0, "reg": 0.0}
-        n_done = 0
+        # A run resumed mid-epoch continues the epoch's loss sums where they stopped.
+        sums = (
+            dict(self._partial_sums)
+            if self.batch_in_epoch
+            else {"loss": 0.0, "bpr": 0.0, "reg": 0.0}
+        )
+        n_done = self.batch_in_epoch
         stream = [] if first is None else [first]
         it = islice(_chain(stream, batches), self.batch_in_epoch, None)
         bar = tqdm(
@@ -320,6 +333,7 @@ class Trainer:
             n_done += 1
             self.batch_in_epoch += 1
             self.global_step += 1
+            self._partial_sums = sums
             if self._stop_requested:
                 break
         bar.close()
@@ -372,6 +386,7 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 epoch_bar.update(1)
+                self.losses.append(stats["loss"])
                 self._log_epoch(writer, stats)
                 if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
                     self._evaluate_and_select(writer)
@@ -431,7 +446,9 @@ class Trainer:
             if improved:
                 self.best_epoch = self.epoch
                 self.best_metrics = metrics
-                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self._best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
                 self._save(BEST)
             self._should_stop = self.early_stopping.should_stop
         self._should_stop = self._agree_on_stop(self._should_stop)
@@ -440,7 +457,9 @@ class Trainer:
         """Rank 0's early-stopping decision, shared with every rank (a no-op in one process)."""
         return should_stop
 
-    def _reduce_epoch_stats(self, sums: Dict[str, float], n_done: int) -> Tuple[Dict[str, float], int]:
+    def _reduce_epoch_stats(
+        self, sums: Dict[str, float], n_done: int
+    ) -> Tuple[Dict[str, float], int]:
         """Sum the loss statistics over ranks (a no-op in one process)."""
         return sums, n_done
 
@@ -478,6 +497,7 @@ class Trainer:
             stopped_early=self._should_stop,
             interrupted=interrupted,
             history=self.history,
+            losses=self.losses,
         )
 
 
