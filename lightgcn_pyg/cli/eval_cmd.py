@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 import click
 
 from lightgcn_pyg.cli.common import checkpoint_option, clean_errors, device_option, echo_json, err
+from lightgcn_pyg.cli.pairs import map_pairs
 from lightgcn_pyg.device import resolve_device
 from lightgcn_pyg.evaluation import Evaluator
 from lightgcn_pyg.training.restore import restore
@@ -75,15 +76,13 @@ def evaluate(
     Runs from the checkpoint alone: it holds the model, the id maps and the training
     interactions used for masking. --test / --train override them with files of raw ids.
     """
-    from lightgcn_pyg.data import map_interactions_file
-
     run = restore(checkpoint, device=resolve_device(device))
     data = run.data
     train_index = data.train_edge_index
     if train_file is not None:
-        train_index = map_interactions_file(data, train_file, user_col=user_col, item_col=item_col)
+        train_index = map_pairs(data, train_file, user_col=user_col, item_col=item_col)
     if test_file is not None:
-        test_index = map_interactions_file(data, test_file, user_col=user_col, item_col=item_col)
+        test_index = map_pairs(data, test_file, user_col=user_col, item_col=item_col)
     elif split == "val":
         if data.val_edge_index is None:
             raise click.BadParameter("the checkpoint's data has no validation split", param_hint="--split")

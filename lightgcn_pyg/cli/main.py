@@ -14,8 +14,13 @@ def main() -> None:
 def _register() -> None:
     # Imported here so that `lightgcn --help` stays quick and the modules stay independent.
     from lightgcn_pyg.cli.data_cmd import data
+    from lightgcn_pyg.cli.eval_cmd import evaluate
+    from lightgcn_pyg.cli.export_cmd import export
+    from lightgcn_pyg.cli.recommend_cmd import recommend
+    from lightgcn_pyg.cli.train_cmd import train
 
-    main.add_command(data)
+    for command in (train, evaluate, recommend, export, data):
+        main.add_command(command)
 
 
 _register()
