@@ -27,15 +27,24 @@ from lightgcn_pyg.training import TrainConfig
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/gowalla"),
-    show_default=True, help="Checkpoints (best.pt, last.pt) and TensorBoard logs (tb/).",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/gowalla"),
+    show_default=True,
+    help="Checkpoints (best.pt, last.pt) and TensorBoard logs (tb/).",
 )
 @click.option(
-    "--init", type=click.Choice(["xavier", "normal"]), default="xavier", show_default=True,
+    "--init",
+    type=click.Choice(["xavier", "normal"]),
+    default="xavier",
+    show_default=True,
     help="xavier (paper) or normal N(0, 0.1) (official PyTorch port).",
 )
 @click.option(
-    "--sampling", type=click.Choice(["user", "interaction"]), default="user", show_default=True,
+    "--sampling",
+    type=click.Choice(["user", "interaction"]),
+    default="user",
+    show_default=True,
     help="user: official LightGCN sampling; interaction: every training edge once per epoch.",
 )
 @click.option("--seed", type=int, default=2020, show_default=True)
@@ -46,13 +55,30 @@ from lightgcn_pyg.training import TrainConfig
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object.")
 @clean_errors
 def main(
-    epochs: int, device: str, data_root: Optional[Path], out: Path, init: str, sampling: str,
-    seed: int, eval_every: int, resume: bool, distributed: bool, progress: bool, as_json: bool,
+    epochs: int,
+    device: str,
+    data_root: Optional[Path],
+    out: Path,
+    init: str,
+    sampling: str,
+    seed: int,
+    eval_every: int,
+    resume: bool,
+    distributed: bool,
+    progress: bool,
+    as_json: bool,
 ) -> None:
     """LightGCN on Gowalla (dim 64, 3 layers, lr 1e-3, batch 2048, reg 1e-4), vs the paper."""
     config = TrainConfig(
-        epochs=epochs, device=device, init=init, sampling=sampling, seed=seed,
-        eval_every=eval_every, progress=progress, ks=(20,), metric="recall@20",
+        epochs=epochs,
+        device=device,
+        init=init,
+        sampling=sampling,
+        seed=seed,
+        eval_every=eval_every,
+        progress=progress,
+        ks=(20,),
+        metric="recall@20",
     )
     data = load_dataset("gowalla", root=data_root)
     run_training(data, config, out, resume=resume, as_json=as_json, distributed=distributed)

@@ -68,7 +68,9 @@ class DistributedTrainer(Trainer):
         **kwargs,
     ) -> None:
         if not dist.is_initialized():
-            raise ValueError("'DistributedTrainer' needs an initialised torch.distributed process group")
+            raise ValueError(
+                "'DistributedTrainer' needs an initialised torch.distributed process group"
+            )
         rank, world_size = dist.get_rank(), dist.get_world_size()
         super().__init__(data, config, out_dir=out_dir, rank=rank, world_size=world_size, **kwargs)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -129,7 +131,8 @@ def run_distributed_training(
         if device.startswith("cuda"):
             torch.cuda.set_device(torch.device(device))
         dist.init_process_group(
-            backend=pick_backend(torch.device(device), backend), timeout=timedelta(seconds=timeout_s)
+            backend=pick_backend(torch.device(device), backend),
+            timeout=timedelta(seconds=timeout_s),
         )
         created = True
     try:

@@ -18,8 +18,19 @@ WORLD = 2
 
 def _config(**overrides) -> TrainConfig:
     values = dict(
-        embedding_dim=8, num_layers=2, lr=0.01, batch_size=64, epochs=3, eval_every=1, ks=(10,),
-        metric="recall@10", seed=3, device="cpu", progress=False, tensorboard=False, init="normal",
+        embedding_dim=8,
+        num_layers=2,
+        lr=0.01,
+        batch_size=64,
+        epochs=3,
+        eval_every=1,
+        ks=(10,),
+        metric="recall@10",
+        seed=3,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+        init="normal",
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -37,8 +48,11 @@ def _worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
     from lightgcn_pyg.distributed import run_distributed_training
 
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-        WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(WORLD),
+        LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
     data = read_lightgcn_txt(f"{folder}/data/train.txt", f"{folder}/data/test.txt")
@@ -78,7 +92,9 @@ def test_only_rank0_writes_and_checkpoint_loads_in_single_process_eval(ddp_run):
     folder, config = ddp_run
     out = folder / "out"
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
-    result = CliRunner().invoke(cli, ["eval", "--checkpoint", str(out / "best.pt"), "--k", "10", "--json"])
+    result = CliRunner().invoke(
+        cli, ["eval", "--checkpoint", str(out / "best.pt"), "--k", "10", "--json"]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["num_users"] + metrics["num_users_without_test"] == 50
@@ -98,7 +114,10 @@ def _param_worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
     data = read_lightgcn_txt(f"{folder}/data/train.txt", f"{folder}/data/test.txt")
     trainer = DistributedTrainer(data, TrainConfig.from_dict(config_dict), log=lambda _: None)
     trainer.fit()
-    torch.save({**trainer.model.state_dict(), "epochs_run": torch.tensor(trainer.epoch)}, f"{folder}/params{rank}.pt")
+    torch.save(
+        {**trainer.model.state_dict(), "epochs_run": torch.tensor(trainer.epoch)},
+        f"{folder}/params{rank}.pt",
+    )
     dist.destroy_process_group()
 
 
@@ -107,7 +126,9 @@ def test_all_ranks_end_with_identical_parameters_and_stop_together(tmp_path):
     # lr ~ 0 so early stopping triggers (after 1 + patience + 1 evaluations) on rank 0 only; the
     # decision must reach rank 1 or the job would hang / diverge.
     config = _config(epochs=50, patience=1, lr=1e-12)
-    mp.spawn(_param_worker, args=(_free_port(), str(tmp_path), config.to_dict()), nprocs=WORLD, join=True)
+    mp.spawn(
+        _param_worker, args=(_free_port(), str(tmp_path), config.to_dict()), nprocs=WORLD, join=True
+    )
     p0 = torch.load(tmp_path / "params0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "params1.pt", weights_only=True)
     assert int(p0["epochs_run"]) == int(p1["epochs_run"]) == 3

@@ -38,7 +38,9 @@ def clean_errors(func: F) -> F:
         except click.ClickException:
             raise
         except (ValueError, FileNotFoundError) as e:
-            raise click.ClickException(str(e).strip().splitlines()[0] if str(e) else repr(e)) from None
+            raise click.ClickException(
+                str(e).strip().splitlines()[0] if str(e) else repr(e)
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -65,7 +67,9 @@ def parse_raw_ids(values: Sequence[str], known_ids: Sequence[Any], param_hint: s
             try:
                 out.append(int(raw))
             except ValueError:
-                raise click.BadParameter(f"unknown user id {raw!r}", param_hint=param_hint) from None
+                raise click.BadParameter(
+                    f"unknown user id {raw!r}", param_hint=param_hint
+                ) from None
         else:
             out.append(raw)
     return out

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import click
 
 from lightgcn_pyg.cli.common import checkpoint_option, clean_errors, device_option, echo_json, err
-from lightgcn_pyg.cli.pairs import map_pairs
+from lightgcn_pyg.data import map_interactions_file
 from lightgcn_pyg.device import resolve_device
 from lightgcn_pyg.evaluation import Evaluator
 from lightgcn_pyg.training.restore import restore
@@ -38,7 +38,13 @@ from lightgcn_pyg.training.restore import restore
     show_default=True,
     help="Which stored split to evaluate when no --test file is given.",
 )
-@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Cut-off (repeatable). [default: 20]")
+@click.option(
+    "--k",
+    "ks",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Cut-off (repeatable). [default: 20]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option(
     "--per-user",
@@ -53,7 +59,9 @@ from lightgcn_pyg.training.restore import restore
     help="Users with test but no training items: rank them anyway, or drop them.",
 )
 @click.option("--popularity", is_flag=True, help="Evaluate the popularity baseline instead.")
-@click.option("--memory-mb", type=float, default=256.0, show_default=True, help="Score chunk budget.")
+@click.option(
+    "--memory-mb", type=float, default=256.0, show_default=True, help="Score chunk budget."
+)
 @device_option
 @clean_errors
 def evaluate(
@@ -80,12 +88,14 @@ def evaluate(
     data = run.data
     train_index = data.train_edge_index
     if train_file is not None:
-        train_index = map_pairs(data, train_file, user_col=user_col, item_col=item_col)
+        train_index = map_interactions_file(data, train_file, user_col=user_col, item_col=item_col)
     if test_file is not None:
-        test_index = map_pairs(data, test_file, user_col=user_col, item_col=item_col)
+        test_index = map_interactions_file(data, test_file, user_col=user_col, item_col=item_col)
     elif split == "val":
         if data.val_edge_index is None:
-            raise click.BadParameter("the checkpoint's data has no validation split", param_hint="--split")
+            raise click.BadParameter(
+                "the checkpoint's data has no validation split", param_hint="--split"
+            )
         test_index = data.val_edge_index
     else:
         test_index = data.test_edge_index

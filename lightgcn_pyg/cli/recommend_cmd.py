@@ -31,12 +31,12 @@ from lightgcn_pyg.training.restore import restore
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file with one raw user id per line.",
 )
-@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="Items per user.")
+@click.option(
+    "--k", default=10, show_default=True, type=click.IntRange(min=1), help="Items per user."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (user,rank,item,score) on stdout.")
-@click.option(
-    "--include-seen", is_flag=True, help="Also recommend items the user had in training."
-)
+@click.option("--include-seen", is_flag=True, help="Also recommend items the user had in training.")
 @device_option
 @clean_errors
 def recommend(

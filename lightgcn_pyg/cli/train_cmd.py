@@ -26,12 +26,20 @@ _DEFAULTS = TrainConfig()
 # is only overridden by an option the user actually typed.
 _TRAIN_OPTIONS = [
     ("--dim", "embedding_dim", dict(type=click.IntRange(min=1), help="Embedding size.")),
-    ("--layers", "num_layers", dict(type=click.IntRange(min=0), help="Propagation layers (0: MF).")),
+    (
+        "--layers",
+        "num_layers",
+        dict(type=click.IntRange(min=0), help="Propagation layers (0: MF)."),
+    ),
     ("--lr", "lr", dict(type=float, help="Adam learning rate.")),
     ("--batch-size", "batch_size", dict(type=click.IntRange(min=1), help="Global BPR batch size.")),
     ("--reg", "reg", dict(type=float, help="L2 coefficient on the batch's layer-0 embeddings.")),
     ("--epochs", "epochs", dict(type=click.IntRange(min=1), help="Maximum number of epochs.")),
-    ("--init", "init", dict(type=click.Choice(INITS), help="xavier (paper) or normal (official port).")),
+    (
+        "--init",
+        "init",
+        dict(type=click.Choice(INITS), help="xavier (paper) or normal (official port)."),
+    ),
     ("--init-std", "init_std", dict(type=float, help="Std of the normal initialisation.")),
     (
         "--sampling",
@@ -45,13 +53,21 @@ _TRAIN_OPTIONS = [
         "learnable_weights",
         dict(default=None, help="Learn the layer weights instead of the mean of layers 0..K."),
     ),
-    ("--eval-every", "eval_every", dict(type=click.IntRange(min=1), help="Evaluate every N epochs.")),
+    (
+        "--eval-every",
+        "eval_every",
+        dict(type=click.IntRange(min=1), help="Evaluate every N epochs."),
+    ),
     ("--k", "ks", dict(type=click.IntRange(min=1), multiple=True, help="Cut-off K (repeatable).")),
     ("--metric", "metric", dict(help="Early-stopping metric, e.g. recall@20.")),
     ("--patience", "patience", dict(type=click.IntRange(min=0), help="Evaluations without gain.")),
     ("--seed", "seed", dict(type=int, help="Seed of initialisation and sampling.")),
     ("--device", "device", dict(help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:N or mps.")),
-    ("--eval-memory-mb", "eval_memory_mb", dict(type=float, help="Memory budget of one eval chunk.")),
+    (
+        "--eval-memory-mb",
+        "eval_memory_mb",
+        dict(type=float, help="Memory budget of one eval chunk."),
+    ),
     ("--progress/--no-progress", "progress", dict(default=None, help="tqdm progress bars.")),
     ("--tensorboard/--no-tensorboard", "tensorboard", dict(default=None, help="TensorBoard logs.")),
 ]
@@ -121,7 +137,9 @@ def run_training(
 def format_results(metrics: Dict[str, Any], dataset: Optional[str], best_epoch: int) -> str:
     """A table of the test metrics, with the paper's numbers beside ours when known."""
     paper = PAPER_RESULTS.get(dataset or "", {})
-    lines = [f"Test metrics of the best model (epoch {best_epoch}), {metrics.get('num_users')} users"]
+    lines = [
+        f"Test metrics of the best model (epoch {best_epoch}), {metrics.get('num_users')} users"
+    ]
     lines.append(f"{'metric':<14}{'ours':>10}{'paper':>10}")
     for key, value in metrics.items():
         if "@" not in key:
@@ -147,13 +165,18 @@ def format_results(metrics: Dict[str, Any], dataset: Optional[str], best_epoch: 
     help="Folder for best.pt, last.pt and TensorBoard logs (tb/).",
 )
 @click.option("--resume", is_flag=True, help="Continue from <out>/last.pt.")
-@click.option(
-    "--distributed", is_flag=True, help="Data-parallel training under torchrun (DDP)."
-)
+@click.option("--distributed", is_flag=True, help="Data-parallel training under torchrun (DDP).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final test metrics as JSON.")
 @train_options
 @clean_errors
-def train(config_file: Optional[Path], out: Path, resume: bool, distributed: bool, as_json: bool, **kwargs: Any) -> None:
+def train(
+    config_file: Optional[Path],
+    out: Path,
+    resume: bool,
+    distributed: bool,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
     """Train LightGCN with BPR; evaluates periodically and keeps the best model.
 
     Data: --dataset NAME (gowalla, yelp2018, amazon-book) or --train/--test files. Without a

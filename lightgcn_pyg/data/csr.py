@@ -32,7 +32,9 @@ def to_csr(edge_index: Tensor, num_rows: int) -> Tuple[Tensor, Tensor]:
         - **output:** rowptr :math:`(\textrm{num\_rows} + 1)`, col :math:`(E)`
     """
     if isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < 0:
-        raise ValueError(f"'num_rows' must be a non-negative integer in 'to_csr' (got {num_rows!r})")
+        raise ValueError(
+            f"'num_rows' must be a non-negative integer in 'to_csr' (got {num_rows!r})"
+        )
     if not isinstance(edge_index, Tensor):
         raise ValueError(
             f"'edge_index' must be a tensor in 'to_csr' (got {type(edge_index).__name__})"
@@ -59,7 +61,9 @@ def to_csr(edge_index: Tensor, num_rows: int) -> Tuple[Tensor, Tensor]:
         )
     col_min, num_cols = int(col.min()), int(col.max()) + 1
     if col_min < 0:
-        raise ValueError(f"'edge_index' column indices must be non-negative in 'to_csr' (got {col_min})")
+        raise ValueError(
+            f"'edge_index' column indices must be non-negative in 'to_csr' (got {col_min})"
+        )
 
     if num_rows <= _INT64_MAX // max(num_cols, 1):
         # One sort on a combined (row, col) key.

@@ -65,7 +65,9 @@ class LoadReport:
         names = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(counts) - names)
         if unknown:
-            raise ValueError(f"Unknown keys {unknown} in 'LoadReport' (expected some of {sorted(names)})")
+            raise ValueError(
+                f"Unknown keys {unknown} in 'LoadReport' (expected some of {sorted(names)})"
+            )
         for key, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(
@@ -121,6 +123,7 @@ SUMMARY_LABELS = (
     ("unused_users", "users without interactions"),
     ("unused_items", "items without interactions"),
     ("rating_filtered", "rows below min rating"),
+    ("val_carved", "moved to validation"),
     ("fingerprint", "fingerprint"),
 )
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 #: Reference numbers of the paper (Recall@20, NDCG@20), Table 3 of arXiv 2002.02126.
 PAPER_RESULTS: Dict[str, Dict[str, float]] = {

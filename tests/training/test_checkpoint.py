@@ -45,7 +45,9 @@ def test_truncated(tmp_path):
     path = save_checkpoint(minimal_state(), tmp_path / "last.pt")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=r"last.pt' is truncated, damaged or not a checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"last.pt' is truncated, damaged or not a checkpoint"
+    ):
         load_checkpoint(path)
 
 

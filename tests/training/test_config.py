@@ -8,7 +8,12 @@ from lightgcn_pyg.training import TrainConfig, read_config_file
 def test_defaults_are_the_paper_protocol():
     c = TrainConfig()
     assert (c.embedding_dim, c.num_layers, c.lr, c.batch_size, c.reg, c.epochs) == (
-        64, 3, 1e-3, 2048, 1e-4, 1000,
+        64,
+        3,
+        1e-3,
+        2048,
+        1e-4,
+        1000,
     )
     assert (c.sampling, c.init, c.metric) == ("user", "xavier", "recall@20")
 

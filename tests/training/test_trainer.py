@@ -10,8 +10,8 @@ from lightgcn_pyg.training import (
     Trainer,
     TrainingDivergedError,
     load_checkpoint,
+    tags,
 )
-from lightgcn_pyg.training import tags
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,18 @@ def data(tmp_path_factory):
 
 def small_config(**overrides) -> TrainConfig:
     values = dict(
-        embedding_dim=16, num_layers=2, lr=0.02, batch_size=64, epochs=6, eval_every=2,
-        ks=(5, 10), metric="recall@10", patience=10, seed=7, device="cpu", progress=False,
+        embedding_dim=16,
+        num_layers=2,
+        lr=0.02,
+        batch_size=64,
+        epochs=6,
+        eval_every=2,
+        ks=(5, 10),
+        metric="recall@10",
+        patience=10,
+        seed=7,
+        device="cpu",
+        progress=False,
         init="normal",
     )
     values.update(overrides)
@@ -79,9 +89,10 @@ def test_resume_equals_uninterrupted(data, tmp_path):
     for key, value in _params(straight).items():
         torch.testing.assert_close(_params(second)[key], value, rtol=0, atol=0)
     # Adam state continues too.
-    assert second.optimizer.state_dict()["state"][0]["step"] == straight.optimizer.state_dict()[
-        "state"
-    ][0]["step"]
+    assert (
+        second.optimizer.state_dict()["state"][0]["step"]
+        == straight.optimizer.state_dict()["state"][0]["step"]
+    )
 
 
 def test_mid_epoch_stop_and_resume_equals_uninterrupted(data, tmp_path):
@@ -138,8 +149,15 @@ def test_checkpoints_hold_everything(data, tmp_path):
         # Loads with weights_only=True: no pickled objects.
         state = torch.load(tmp_path / name, weights_only=True)
         for key in (
-            "model", "optimizer", "epoch", "config", "data", "rng", "early_stopping",
-            "model_args", "data_fingerprint",
+            "model",
+            "optimizer",
+            "epoch",
+            "config",
+            "data",
+            "rng",
+            "early_stopping",
+            "model_args",
+            "data_fingerprint",
         ):
             assert key in state, (name, key)
     assert not list(tmp_path.glob("*.tmp"))
@@ -153,8 +171,12 @@ def test_tensorboard_has_the_tags(data, tmp_path):
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
     expected = {
-        tags.TRAIN_LOSS, tags.EPOCH_TIME, tags.SAMPLING_TIME, tags.EVAL_TIME,
-        tags.metric_tag("test", "recall@5"), tags.metric_tag("test", "ndcg@10"),
+        tags.TRAIN_LOSS,
+        tags.EPOCH_TIME,
+        tags.SAMPLING_TIME,
+        tags.EVAL_TIME,
+        tags.metric_tag("test", "recall@5"),
+        tags.metric_tag("test", "ndcg@10"),
     }
     assert expected <= scalars
     losses = [e.value for e in acc.Scalars(tags.TRAIN_LOSS)]
@@ -173,7 +195,9 @@ def test_non_finite_embeddings_stop_with_a_clear_error(data, tmp_path):
         trainer.fit()
     kept = load_checkpoint(tmp_path / "last.pt")
     assert kept["epoch"] == good["epoch"] == 1
-    torch.testing.assert_close(kept["model"]["user_embedding.weight"], good["model"]["user_embedding.weight"])
+    torch.testing.assert_close(
+        kept["model"]["user_embedding.weight"], good["model"]["user_embedding.weight"]
+    )
 
 
 def test_sampling_modes_and_negatives_train(data):
