@@ -43,7 +43,7 @@ from lightgcn_pyg.training.restore import restore
     "ks",
     type=click.IntRange(min=1),
     multiple=True,
-    help="Cut-off (repeatable). [default: 20]",
+    help="Cut-off (repeatable). [default: the K values the model was trained with]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.option(
@@ -104,7 +104,7 @@ def evaluate(
         test_index,
         num_users=data.num_users,
         num_items=data.num_items,
-        ks=ks or (20,),
+        ks=ks or run.config.ks,
         memory_budget_mb=memory_mb,
         cold_users=cold_users,
     )

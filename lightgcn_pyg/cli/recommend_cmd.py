@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 
 import click
 import torch
+from torch import Tensor
 
 from lightgcn_pyg.cli.common import (
     checkpoint_option,
@@ -20,6 +21,7 @@ from lightgcn_pyg.cli.common import (
     to_python,
 )
 from lightgcn_pyg.device import resolve_device
+from lightgcn_pyg.nn import LightGCN
 from lightgcn_pyg.training.restore import restore
 
 
@@ -61,22 +63,22 @@ def recommend(
         raise click.UsageError("give at least one --user or a --users-file")
     run = restore(checkpoint, device=resolve_device(device))
     data = run.data
-    hint = "--user" if users else "--users-file"
+    hint = "/".join(
+        name for name, given in (("--user", users), ("--users-file", users_file)) if given
+    )
     ids = parse_raw_ids(raw, data.user_ids, param_hint=hint)
     try:
-        user_index = data.user_index(ids)
+        user_index = data.user_index(ids, where=f"'{checkpoint}'")
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint=hint) from None
-    available = data.num_items
-    if k > available:
-        raise click.BadParameter(f"{k} exceeds the number of items ({available})", param_hint="--k")
-    scores, items = run.model.recommend(
-        user_index.to(run.model.user_embedding.weight.device), k, exclude_seen=not include_seen
-    )
-    scores, items = scores.cpu(), items.cpu()
+    if k > data.num_items:
+        raise click.BadParameter(
+            f"{k} exceeds the number of items ({data.num_items})", param_hint="--k"
+        )
+    scores, items = top_items(run.model, user_index, k, exclude_seen=not include_seen)
     rows = []
     for n, user in enumerate(ids):
-        valid = torch.isfinite(scores[n])  # fewer unseen items than k: -inf padding is dropped
+        valid = torch.isfinite(scores[n])  # fewer unseen items than k: the padding is dropped
         rows.append(
             {
                 "user": to_python(user),
@@ -96,3 +98,29 @@ def recommend(
         for row in rows:
             shown = ", ".join(f"{i} ({s:.3f})" for i, s in zip(row["items"], row["scores"]))
             click.echo(f"{row['user']}: {shown}")
+
+
+@torch.no_grad()
+def top_items(
+    model: LightGCN, user_index: Tensor, k: int, exclude_seen: bool, max_scores: int = 1 << 24
+) -> Tuple[Tensor, Tensor]:
+    """Top-``k`` ``(scores, items)`` on the CPU, ``[B, k]`` each, scored in user chunks of at most
+    ``max_scores`` entries. Unlike :meth:`LightGCN.recommend`, a user with fewer than ``k`` unseen
+    items is not an error: the missing places hold a score of ``-inf``."""
+    user_emb, item_emb = model.embeddings()
+    user_index = user_index.to(user_emb.device)
+    chunk = max(1, max_scores // model.num_items)
+    adj = model.adjacency() if exclude_seen else None
+    out_scores, out_items = [], []
+    for start in range(0, user_index.numel(), chunk):
+        users = user_index[start : start + chunk]
+        scores = user_emb[users] @ item_emb.t()
+        if adj is not None:
+            position, item = adj.user_items(users)
+            scores[position, item] = float("-inf")
+        top = scores.topk(k, dim=1)
+        out_scores.append(top.values.cpu())
+        out_items.append(top.indices.cpu())
+    if not out_scores:
+        return torch.empty(0, k), torch.empty(0, k, dtype=torch.long)
+    return torch.cat(out_scores), torch.cat(out_items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Dict, NoReturn, Optional, TypeVar
 
 import click
 
@@ -72,6 +72,11 @@ _TRAIN_OPTIONS = [
     ("--tensorboard/--no-tensorboard", "tensorboard", dict(default=None, help="TensorBoard logs.")),
 ]
 
+#: Config-file keys spelled as the command-line flags ('dim', 'layers', 'k'), to config fields.
+FLAG_FIELDS = {
+    flag.split("/")[0].lstrip("-").replace("-", "_"): field for flag, field, _ in _TRAIN_OPTIONS
+}
+
 
 def train_options(func: F) -> F:
     """Add one option per :class:`TrainConfig` field (help shows the config default)."""
@@ -87,11 +92,20 @@ def train_options(func: F) -> F:
 def build_config(
     cli_values: Dict[str, Any], config_file: Optional[Path], base: Optional[Dict[str, Any]] = None
 ) -> TrainConfig:
-    """Merge, lowest priority first: TrainConfig defaults, ``base``, the config file, CLI flags."""
+    """Merge, lowest priority first: TrainConfig defaults, ``base``, the config file, CLI flags.
+
+    Config-file keys are :class:`TrainConfig` field names or the flags' names (``dim``,
+    ``batch-size``, ``k``); a scalar ``k`` / ``ks`` is one cut-off.
+    """
     values: Dict[str, Any] = dict(base or {})
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     if config_file is not None:
-        file_values = read_config_file(config_file)
+        file_values: Dict[str, Any] = {}
+        for key, value in read_config_file(config_file).items():
+            field = FLAG_FIELDS.get(key, key)  # 'dim' as on the command line, or 'embedding_dim'
+            if field in file_values:
+                raise ValueError(f"Option '{field}' is given twice in config file '{config_file}'")
+            file_values[field] = value
         unknown = sorted(set(file_values) - fields)
         if unknown:
             raise ValueError(f"Unknown option(s) {unknown} in config file '{config_file}'")
@@ -120,18 +134,31 @@ def run_training(
         if result is None:  # not rank 0
             return {}
     else:
-        from lightgcn_pyg.training.trainer import Trainer
+        from lightgcn_pyg.training.trainer import Trainer, TrainingDivergedError
 
-        result = Trainer(data, config, out_dir=out).fit(resume=resume)
+        try:
+            result = Trainer(data, config, out_dir=out).fit(resume=resume)
+        except TrainingDivergedError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            # A Ctrl-C before the trainer's handler is installed, or a second one.
+            _report_interrupt(out)
     if result.interrupted:
-        err(f"Interrupted: the last checkpoint is {out / LAST}; continue with --resume")
-        raise SystemExit(130)
+        _report_interrupt(out)
     metrics = dict(result.test_metrics)
     if as_json:
         echo_json(metrics)
     else:
         click.echo(format_results(metrics, getattr(data, "name", None), result.best_epoch))
     return metrics
+
+
+def _report_interrupt(out: Path) -> NoReturn:
+    if (out / LAST).exists():
+        err(f"Interrupted: the last checkpoint is {out / LAST}; continue with --resume")
+    else:
+        err("Interrupted before the first checkpoint was written; nothing to resume")
+    raise SystemExit(130)
 
 
 def format_results(metrics: Dict[str, Any], dataset: Optional[str], best_epoch: int) -> str:

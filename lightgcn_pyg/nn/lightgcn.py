@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 from torch.nn import Embedding, Parameter
 
+from lightgcn_pyg.nn.batch_propagation import batch_propagate
 from lightgcn_pyg.nn.propagation import BipartiteAdjacency, _check_index
 
 __all__ = ["LightGCN"]
@@ -198,21 +199,23 @@ class LightGCN(torch.nn.Module):
         return out_user, out_item
 
     def _propagate_at(
-        self, adj: BipartiteAdjacency, user_index: Tensor, item_index: Tensor
-    ) -> Tuple[Tensor, Tensor]:
-        # Layers 1..K-1 in full, layer K only at the unique batch rows.
+        self, adj: BipartiteAdjacency, user_index: Tensor, item_index: Tensor, return_ego: bool
+    ) -> Tuple[Tensor, ...]:
+        # Layers 1..K-1 in full, layer K only at the unique batch rows; the backward
+        # is hand-written (see batch_propagation.py): K-1 full layers each way.
         users, user_inv = torch.unique(user_index, return_inverse=True)
         items, item_inv = torch.unique(item_index, return_inverse=True)
-        alpha, num_layers = self._alpha(), self.num_layers
-        x_user, x_item = self.user_embedding.weight, self.item_embedding.weight
-        out_user, out_item = x_user[users] * alpha[0], x_item[items] * alpha[0]
-        for k in range(1, num_layers):
-            x_user, x_item = adj.propagate(x_user, x_item)
-            self._accumulate(out_user, x_user[users], alpha, k)
-            self._accumulate(out_item, x_item[items], alpha, k)
-        if num_layers > 0:
-            self._accumulate(out_user, adj.user_update_at(x_item, users), alpha, num_layers)
-            self._accumulate(out_item, adj.item_update_at(x_user, items), alpha, num_layers)
+        out_user, out_item, ego_user, ego_item = batch_propagate(
+            adj,
+            self.user_embedding.weight,
+            self.item_embedding.weight,
+            self._alpha(),
+            users,
+            items,
+            self.num_layers,
+        )
+        if return_ego:
+            return out_user[user_inv], out_item[item_inv], ego_user[user_inv], ego_item[item_inv]
         return out_user[user_inv], out_item[item_inv]
 
     def _index(self, index: Tensor, num: int, name: str) -> Tensor:
@@ -220,8 +223,11 @@ class LightGCN(torch.nn.Module):
         return index.to(self.user_embedding.weight.device, torch.long)
 
     def forward(
-        self, user_index: Optional[Tensor] = None, item_index: Optional[Tensor] = None
-    ) -> Tuple[Tensor, Tensor]:
+        self,
+        user_index: Optional[Tensor] = None,
+        item_index: Optional[Tensor] = None,
+        return_ego: bool = False,
+    ) -> Tuple[Tensor, ...]:
         r"""Final (layer-combined) embeddings, differentiable.
 
         Args:
@@ -230,10 +236,15 @@ class LightGCN(torch.nn.Module):
             item_index (torch.Tensor, optional): Item rows :math:`[B_i]`,
                 *e.g.* positive and negative items concatenated; duplicates
                 are fine. (default: :obj:`None`)
+            return_ego (bool, optional): With indices, also return the
+                layer-0 embeddings of the rows (for the L2 term; cheaper than
+                :meth:`ego_embeddings`). (default: :obj:`False`)
 
         Returns:
             :obj:`(user_emb, item_emb)`: :math:`([U, d], [I, d])` without
-            indices, :math:`([B_u, d], [B_i, d])` with both.
+            indices, :math:`([B_u, d], [B_i, d])` with both, followed by
+            :obj:`(user_ego, item_ego)` :math:`([B_u, d], [B_i, d])` if
+            :obj:`return_ego`.
         """
         if (user_index is None) != (item_index is None):
             raise ValueError(
@@ -247,7 +258,7 @@ class LightGCN(torch.nn.Module):
             return self._propagate(adj)
         user_index = self._index(user_index, self.num_users, "user_index")
         item_index = self._index(item_index, self.num_items, "item_index")
-        return self._propagate_at(adj, user_index, item_index)
+        return self._propagate_at(adj, user_index, item_index, return_ego)
 
     def ego_embeddings(self, user_index: Tensor, item_index: Tensor) -> Tuple[Tensor, Tensor]:
         r"""Layer-0 embeddings of the given rows :math:`([B_u, d], [B_i, d])`,

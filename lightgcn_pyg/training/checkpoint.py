@@ -87,14 +87,21 @@ def load_checkpoint(
         raise CheckpointError(f"Checkpoint '{path}' does not exist")
     if path.is_dir():
         raise CheckpointError(f"Checkpoint '{path}' is a folder, not a file")
+    # torch.save writes a zip archive; anything else (a truncated file loses the zip's central
+    # directory) is not a checkpoint, and is never handed to the unpickler.
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"Checkpoint '{path}' is truncated, damaged or not a checkpoint (not a zip archive "
+            "written by torch.save)"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        # weights_only refuses arbitrary objects; say so instead of dumping the pickle trace.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        # weights_only refused an object. Name it, but not torch's advice to retry with
+        # weights_only=False, which would run the pickle.
         raise CheckpointError(
             f"Checkpoint '{path}' holds objects that cannot be loaded safely "
-            f"(weights_only): {first[:200]}"
+            f"(weights_only): {_unpickling_reason(e)}"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as e:
         raise CheckpointError(
@@ -119,3 +126,11 @@ def load_checkpoint(
                 f"{found} != {expected_fingerprint})"
             )
     return state
+
+
+def _unpickling_reason(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or line.startswith("Unsupported"):
+            return line[:200]
+    return type(error).__name__

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Tuple
+
+from lightgcn_pyg.evaluation.metrics import ALL_METRICS
 
 #: Reference numbers of the paper (Recall@20, NDCG@20), Table 3 of arXiv 2002.02126.
 PAPER_RESULTS: Dict[str, Dict[str, float]] = {
@@ -74,7 +77,7 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        self.ks = tuple(int(k) for k in self.ks)
+        self.ks = tuple(self.ks) if isinstance(self.ks, (list, tuple)) else (self.ks,)
         self.validate()
 
     def validate(self) -> None:
@@ -82,39 +85,57 @@ class TrainConfig:
         positive_ints = ("embedding_dim", "batch_size", "epochs", "num_neg", "eval_every")
         for name in positive_ints:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise ValueError(
                     f"'{name}' must be a positive integer in 'TrainConfig' (got {value!r})"
                 )
-        if not isinstance(self.num_layers, int) or self.num_layers < 0:
+        for name in ("num_layers", "patience", "seed"):
+            value = getattr(self, name)
+            if not _is_int(value) or (name != "seed" and value < 0):
+                kind = "an integer" if name == "seed" else "a non-negative integer"
+                raise ValueError(f"'{name}' must be {kind} in 'TrainConfig' (got {value!r})")
+        # 'not x > 0' also rejects NaN; infinity would make the first step diverge.
+        for name, low_open in (("lr", True), ("reg", False), ("init_std", True)):
+            value = getattr(self, name)
+            if (
+                not _is_number(value)
+                or not math.isfinite(value)
+                or not (value > 0 if low_open else value >= 0)
+            ):
+                kind = "positive" if low_open else "non-negative"
+                raise ValueError(
+                    f"'{name}' must be {kind} and finite in 'TrainConfig' (got {value!r})"
+                )
+        if not _is_number(self.eval_memory_mb) or not self.eval_memory_mb > 0:
             raise ValueError(
-                f"'num_layers' must be a non-negative integer in 'TrainConfig' (got {self.num_layers!r})"
+                f"'eval_memory_mb' must be a positive number in 'TrainConfig' "
+                f"(got {self.eval_memory_mb!r})"
             )
-        if not isinstance(self.patience, int) or self.patience < 0:
-            raise ValueError(
-                f"'patience' must be a non-negative integer in 'TrainConfig' (got {self.patience!r})"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"'lr' must be positive in 'TrainConfig' (got {self.lr!r})")
-        if not self.reg >= 0:
-            raise ValueError(f"'reg' must be non-negative in 'TrainConfig' (got {self.reg!r})")
-        if not 0.0 < self.keep_prob <= 1.0:
+        if not _is_number(self.keep_prob) or not 0.0 < self.keep_prob <= 1.0:
             raise ValueError(
                 f"'keep_prob' must be in (0, 1] in 'TrainConfig' (got {self.keep_prob!r})"
             )
+        for name in ("learnable_weights", "progress", "tensorboard"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"'{name}' must be true or false in 'TrainConfig' (got {value!r})")
         if self.init not in INITS:
             raise ValueError(f"'init' must be one of {INITS} in 'TrainConfig' (got {self.init!r})")
         if self.sampling not in SAMPLING_MODES:
             raise ValueError(
                 f"'sampling' must be one of {SAMPLING_MODES} in 'TrainConfig' (got {self.sampling!r})"
             )
-        if not self.ks or any(k <= 0 for k in self.ks):
-            raise ValueError(f"'ks' must be positive integers in 'TrainConfig' (got {self.ks!r})")
-        name, _, k = self.metric.partition("@")
-        if not k.isdigit() or int(k) not in self.ks:
+        if not isinstance(self.device, str) or not self.device:
             raise ValueError(
-                f"'metric' must look like 'recall@20' with its K among 'ks' {self.ks} in "
-                f"'TrainConfig' (got {self.metric!r})"
+                f"'device' must be a device name in 'TrainConfig' (got {self.device!r})"
+            )
+        if not self.ks or not all(_is_int(k) and k > 0 for k in self.ks):
+            raise ValueError(f"'ks' must be positive integers in 'TrainConfig' (got {self.ks!r})")
+        name, _, k = str(self.metric).partition("@")
+        if name not in ALL_METRICS or not k.isdigit() or int(k) not in self.ks:
+            raise ValueError(
+                f"'metric' must look like 'recall@20' with its name among {ALL_METRICS} and its "
+                f"K among 'ks' {self.ks} in 'TrainConfig' (got {self.metric!r})"
             )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -135,7 +156,19 @@ class TrainConfig:
         values = dict(values)
         if "ks" in values:
             ks = values["ks"]
-            values["ks"] = tuple(ks) if isinstance(ks, (list, tuple)) else (int(ks),)
+            ks = list(ks) if isinstance(ks, (list, tuple)) else [ks]
+            if not all(_is_int(k) for k in ks):
+                raise ValueError(f"'ks' must be positive integers in 'TrainConfig' (got {ks!r})")
+            values["ks"] = tuple(ks)
+        for name in _FLOAT_FIELDS:
+            # YAML reads '1e-3' (no dot) as a string; accept what float() accepts.
+            if isinstance(values.get(name), str):
+                try:
+                    values[name] = float(values[name])
+                except ValueError:
+                    raise ValueError(
+                        f"'{name}' must be a number in 'TrainConfig' (got {values[name]!r})"
+                    ) from None
         return cls(**values)
 
 
@@ -175,3 +208,14 @@ def read_config_file(path: str | Path) -> Dict[str, Any]:
             f"Config file '{path}' must hold a mapping of options (got {type(values).__name__})"
         )
     return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.type == "float")

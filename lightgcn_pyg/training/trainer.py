@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from lightgcn_pyg._malloc import keep_freed_memory
 from lightgcn_pyg.data import InteractionSet
 from lightgcn_pyg.device import resolve_device
 from lightgcn_pyg.evaluation import EvalResult, Evaluator
@@ -76,6 +77,16 @@ def model_args(data: InteractionSet, config: TrainConfig) -> Dict[str, Any]:
     }
 
 
+def make_adam(params, lr: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel where the device supports it (about 7x faster on CPU than
+    the multi-tensor version for embedding tables), else the default implementation."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
 def _stderr(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
@@ -115,12 +126,14 @@ class Trainer:
         self.is_main = rank == 0
         self._log = log or _stderr
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults on the per-step buffers (see _malloc.py)
 
         torch.manual_seed(config.seed)
         self.model = LightGCN(edge_index=data.train_edge_index, **model_args(data, config))
         self.model.to(self.device)
         self.train_model: torch.nn.Module = self.model  # the DDP wrapper when distributed
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = make_adam(self.model.parameters(), config.lr)
         self.sampler = BPRSampler(
             data.train_edge_index,
             num_users=data.num_users,
@@ -170,6 +183,9 @@ class Trainer:
         split = split or self.eval_split
         evaluator = self.evaluator if split == self.eval_split else self._make_evaluator(split)
         self.model.eval()
+        # The fused Adam kernel updates the weights without bumping their version counters, so
+        # the model's embedding cache cannot see the steps: recompute (K products, once per eval).
+        self.model._cache = None
         user_emb, item_emb = self.model.embeddings()
         return evaluator.evaluate(user_emb, item_emb, per_user=per_user)
 
@@ -259,7 +275,7 @@ class Trainer:
         src, pos, neg = src.to(self.device), pos.to(self.device), neg.to(self.device)
         batch_size = src.numel()
         items = torch.cat([pos, neg.reshape(-1)])
-        user_out, item_out = self.train_model(src, items)
+        user_out, item_out, ego_user, ego_item = self.train_model(src, items, return_ego=True)
         pos_out, neg_out = item_out[:batch_size], item_out[batch_size:]
         pos_scores = (user_out * pos_out).sum(dim=-1)
         if neg.dim() == 2:
@@ -267,7 +283,6 @@ class Trainer:
             neg_scores = (user_out.unsqueeze(1) * neg_out).sum(dim=-1)
         else:
             neg_scores = (user_out * neg_out).sum(dim=-1)
-        ego_user, ego_item = self.model.ego_embeddings(src, items)
         denominator = self._loss_denominator(batch_size)
         if batch_size > 0:
             loss_bpr = bpr_loss(pos_scores, neg_scores) * (batch_size / denominator)
@@ -286,9 +301,14 @@ class Trainer:
         """What the batch's summed loss is divided by (the batch size in one process)."""
         return float(batch_size)
 
-    def _check_finite(self, value: Tensor, what: str) -> None:
+    def _check_finite(self, value: Tensor, what: str, step_counted: bool = False) -> None:
+        # 'step_counted': the step that produced 'value' is already in the step counters.
         if not bool(torch.isfinite(value).all()):
-            where = f"epoch {self.epoch + 1}, step {self.batch_in_epoch + 1} (global step {self.global_step})"
+            offset = 0 if step_counted else 1
+            where = (
+                f"epoch {self.epoch + 1}, step {self.batch_in_epoch + offset} "
+                f"(global step {self.global_step + offset})"
+            )
             saved = (
                 f"; the last good checkpoint is {self.out_dir / LAST}"
                 if self.out_dir is not None and (self.out_dir / LAST).exists()
@@ -338,7 +358,7 @@ class Trainer:
                 break
         bar.close()
         for weight in self.model.parameters():
-            self._check_finite(weight.detach(), "The embeddings")
+            self._check_finite(weight.detach(), "The embeddings", step_counted=True)
         sums, n_done = self._reduce_epoch_stats(sums, n_done)
         elapsed = time.perf_counter() - t0
         means = {k: v / max(n_done, 1) for k, v in sums.items()}

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from lightgcn_pyg.nn import LightGCN
+from lightgcn_pyg.nn import LightGCN, propagation
 
 NU, NI = 7, 9  # users, items
 
@@ -75,28 +75,41 @@ def test_fast_path_equals_full_then_index(graph, num_layers, weights):
 
 
 def count_products(monkeypatch):
+    """Records the number of non-zeros of every sparse-dense product."""
+    from lightgcn_pyg.nn import propagation
+
     calls = []
-    original = torch.sparse.mm
+    original = propagation._CSR._csr_matmul
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
+    def counting(self, x):
+        calls.append(self.col.numel())
+        return original(self, x)
 
-    monkeypatch.setattr(torch.sparse, "mm", counting)
+    monkeypatch.setattr(propagation._CSR, "_csr_matmul", counting)
     return calls
 
 
 @pytest.mark.parametrize("num_layers", [1, 3])
 def test_sparse_products_per_step(graph, monkeypatch, num_layers):
-    model, _, _ = make_model(graph, num_layers)
+    model, edge_index, _ = make_model(graph, num_layers)
+    num_edges = model.adjacency().num_edges
     calls = count_products(monkeypatch)
     user, item = model()
     (user.sum() + item.sum()).backward()
-    assert len(calls) == 4 * num_layers  # 2K forward + 2K backward
+    assert calls == [num_edges] * (4 * num_layers)  # 2K forward + 2K backward
     calls.clear()
-    user, item = model(torch.tensor([0, 1]), torch.tensor([2, 3, 2]))
+    users, items = torch.tensor([0, 1]), torch.tensor([2, 3, 2])
+    user, item = model(users, items)
     (user.sum() + item.sum()).backward()
-    assert len(calls) == 4 * (num_layers - 1)  # the last layer only at batch rows
+    # The last layer only at the batch rows: 4 (K - 1) full products, plus 4 small ones
+    # (2 forward, 2 backward) over the edges of the batch's rows only.
+    full = [c for c in calls if c == num_edges]
+    small = [c for c in calls if c != num_edges]
+    assert len(full) == 4 * (num_layers - 1)
+    batch_edges = int(
+        torch.isin(edge_index[0], users).sum() + torch.isin(edge_index[1], items).sum()
+    )
+    assert len(small) == 4 and sum(small) == 2 * batch_edges
 
 
 def test_gradcheck(graph):
@@ -304,7 +317,7 @@ def test_coo_fallback_in_model(graph, monkeypatch):
     def unsupported(*args, **kwargs):
         raise RuntimeError("sparse CSR is not supported on this device")
 
-    monkeypatch.setattr(torch.sparse, "mm", unsupported)
+    monkeypatch.setattr(propagation._CSR, "_csr_matmul", unsupported)
     fallback = copy.deepcopy(model)
     fallback._adj_key = ()  # force a rebuild, as after a device change
     out = fallback(user_index, item_index)

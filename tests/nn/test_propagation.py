@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lightgcn_pyg.nn import BipartiteAdjacency, gather_csr_rows
+from lightgcn_pyg.nn import BipartiteAdjacency, gather_csr_rows, propagation
 
 NU, NI = 7, 9  # users, items
 
@@ -78,7 +78,7 @@ def test_auto_backend_falls_back_when_csr_fails(graph, monkeypatch):
     def unsupported(*args, **kwargs):
         raise NotImplementedError("no sparse CSR kernel on this device")
 
-    monkeypatch.setattr(torch.sparse, "mm", unsupported)
+    monkeypatch.setattr(propagation._CSR, "_csr_matmul", unsupported)
     auto = BipartiteAdjacency(edge_index, NU, NI)
     assert torch.allclose(auto.user_update(x_item), expected, atol=1e-6)
     forced = BipartiteAdjacency(edge_index, NU, NI, backend="csr")

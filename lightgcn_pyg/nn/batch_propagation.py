@@ -1,0 +1,169 @@
+r"""The exact LightGCN training forward/backward, restricted to a batch's rows.
+
+A BPR step needs the final embeddings of the batch's users and items only. With
+:math:`K` layers the forward computes layers :math:`1..K-1` in full and layer
+:math:`K` only at the batch rows (sub-rows of :math:`\mathbf{R}` and
+:math:`\mathbf{R}^{\top}`). Propagation is linear, so the backward needs none of
+the intermediate layers: with :math:`\mathbf{S}` the batch gradient scattered to
+all rows, the gradient of the layer-0 embeddings is
+
+.. math::
+    \mathbf{H}_K = \alpha_K \mathbf{S}, \qquad
+    \mathbf{H}_k = \alpha_k \mathbf{S} + \tilde{\mathbf{A}}^{\top} \mathbf{H}_{k+1},
+    \qquad \nabla \mathbf{E}^{(0)} = \mathbf{H}_0,
+
+where the first product :math:`\tilde{\mathbf{A}}^{\top} \mathbf{H}_K` only
+touches the batch's columns (the transposed sub-rows of the forward). A step thus
+costs :math:`K - 1` full layers forward and :math:`K - 1` backward, instead of
+:math:`K` and :math:`K`, and allocates no per-layer activations.
+"""
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from lightgcn_pyg.nn.propagation import BipartiteAdjacency, _CSR, gather_csr_rows
+
+__all__ = ["batch_propagate"]
+
+
+def _sub_rows(m: _CSR, index: Tensor) -> _CSR:
+    """Rows ``index`` (unique) of ``m`` as a ``[len(index), m.size[1]]`` CSR matrix."""
+    entry, _ = gather_csr_rows(m.rowptr, index)
+    count = m.rowptr[index + 1] - m.rowptr[index]
+    rowptr = torch.cat([count.new_zeros(1), torch.cumsum(count, 0)])
+    return _CSR(rowptr, m.col[entry], m.value[entry], (index.numel(), m.size[1]))
+
+
+def _transpose(m: _CSR) -> _CSR:
+    """The transpose of a (small) CSR matrix: one sort of its column indices."""
+    col, perm = torch.sort(m.col, stable=True)
+    counts = torch.bincount(col, minlength=m.size[1])
+    rowptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+    return _CSR(rowptr, m.row[perm], m.value[perm], (m.size[1], m.size[0]))
+
+
+class _BatchPropagation(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        user_weight: Tensor,
+        item_weight: Tensor,
+        alpha: Tensor,
+        users: Tensor,
+        items: Tensor,
+        adj: BipartiteAdjacency,
+        num_layers: int,
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        backend = adj.backend
+        user_op, item_op = adj._user_op, adj._item_op
+        coef = alpha.tolist()
+        keep_rows = ctx.needs_input_grad[2]  # learnable layer weights need each layer's rows
+        rows_u, rows_i = [user_weight[users]], [item_weight[items]]
+        out_u, out_i = rows_u[0] * coef[0], rows_i[0] * coef[0]
+        x_u, x_i = user_weight, item_weight
+        for k in range(1, num_layers):
+            x_u, x_i = user_op.fwd.matmul(x_i, backend), item_op.fwd.matmul(x_u, backend)
+            r_u, r_i = x_u[users], x_i[items]
+            out_u.add_(r_u, alpha=coef[k])
+            out_i.add_(r_i, alpha=coef[k])
+            if keep_rows:
+                rows_u.append(r_u)
+                rows_i.append(r_i)
+        sub_u = sub_i = None
+        if num_layers > 0:
+            sub_u, sub_i = _sub_rows(user_op.fwd, users), _sub_rows(item_op.fwd, items)
+            r_u, r_i = sub_u.matmul(x_i, backend), sub_i.matmul(x_u, backend)
+            out_u.add_(r_u, alpha=coef[num_layers])
+            out_i.add_(r_i, alpha=coef[num_layers])
+            if keep_rows:
+                rows_u.append(r_u)
+                rows_i.append(r_i)
+        ctx.adj, ctx.num_layers, ctx.coef = adj, num_layers, coef
+        ctx.sub = (sub_u, sub_i)
+        ctx.rows = (rows_u, rows_i) if keep_rows else None
+        ctx.sizes = (user_weight.size(0), item_weight.size(0))
+        ctx.save_for_backward(users, items)
+        # The layer-0 rows are outputs too (for the L2 term): their gradient joins the
+        # propagated one here instead of through a separate full-size embedding backward.
+        return out_u, out_i, rows_u[0], rows_i[0]
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx,
+        grad_u: Optional[Tensor],
+        grad_i: Optional[Tensor],
+        grad_ego_u: Optional[Tensor],
+        grad_ego_i: Optional[Tensor],
+    ):
+        users, items = ctx.saved_tensors
+        adj: BipartiteAdjacency = ctx.adj
+        backend, coef, num_layers = adj.backend, ctx.coef, ctx.num_layers
+        num_users, num_items = ctx.sizes
+        ref = next(g for g in (grad_u, grad_i, grad_ego_u, grad_ego_i) if g is not None)
+        dim = ref.size(-1)
+        grad_u = torch.zeros(users.numel(), dim, dtype=ref.dtype, device=ref.device) if grad_u is None else grad_u.contiguous()
+        grad_i = torch.zeros(items.numel(), dim, dtype=ref.dtype, device=ref.device) if grad_i is None else grad_i.contiguous()
+
+        grad_alpha = None
+        if ctx.rows is not None:
+            rows_u, rows_i = ctx.rows
+            grad_alpha = torch.stack(
+                [(grad_u * ru).sum() + (grad_i * ri).sum() for ru, ri in zip(rows_u, rows_i)]
+            )
+
+        if num_layers == 0:
+            h_u = grad_u.new_zeros(num_users, dim).index_add_(0, users, grad_u, alpha=coef[0])
+            h_i = grad_i.new_zeros(num_items, dim).index_add_(0, items, grad_i, alpha=coef[0])
+        else:
+            # First product: only the batch's columns (transposed sub-rows of the forward).
+            sub_u, sub_i = ctx.sub
+            h_i = _transpose(sub_u).matmul(grad_u * coef[num_layers], backend)  # [I, d]
+            h_u = _transpose(sub_i).matmul(grad_i * coef[num_layers], backend)  # [U, d]
+            h_u.index_add_(0, users, grad_u, alpha=coef[num_layers - 1])
+            h_i.index_add_(0, items, grad_i, alpha=coef[num_layers - 1])
+            user_op, item_op = adj._user_op, adj._item_op
+            for k in range(num_layers - 2, -1, -1):
+                # Layer k+1 is (U', I') = (M_u I, M_i U): grads flow back through M^T.
+                h_u, h_i = item_op.bwd.matmul(h_i, backend), user_op.bwd.matmul(h_u, backend)
+                h_u.index_add_(0, users, grad_u, alpha=coef[k])
+                h_i.index_add_(0, items, grad_i, alpha=coef[k])
+        if grad_ego_u is not None:
+            h_u.index_add_(0, users, grad_ego_u)
+        if grad_ego_i is not None:
+            h_i.index_add_(0, items, grad_ego_i)
+        return h_u, h_i, grad_alpha, None, None, None, None
+
+
+def batch_propagate(
+    adj: BipartiteAdjacency,
+    user_weight: Tensor,
+    item_weight: Tensor,
+    alpha: Union[Tensor, Sequence[float]],
+    users: Tensor,
+    items: Tensor,
+    num_layers: int,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""Final embeddings :math:`\sum_k \alpha_k \mathbf{E}^{(k)}` at the rows
+    :obj:`users` and :obj:`items` (each without duplicates), differentiable with
+    respect to :obj:`user_weight`, :obj:`item_weight` and a tensor :obj:`alpha`.
+
+    Args:
+        adj (BipartiteAdjacency): The normalised training adjacency.
+        user_weight (torch.Tensor): Layer-0 user embeddings :math:`[U, d]`.
+        item_weight (torch.Tensor): Layer-0 item embeddings :math:`[I, d]`.
+        alpha (torch.Tensor or Sequence[float]): Layer weights :math:`[K + 1]`.
+        users (torch.Tensor): Unique user rows :math:`[B_u]`.
+        items (torch.Tensor): Unique item rows :math:`[B_i]`.
+        num_layers (int): :math:`K`.
+
+    Returns:
+        :obj:`(user_out [B_u, d], item_out [B_i, d], user_ego [B_u, d], item_ego [B_i, d])`:
+        the final and the layer-0 embeddings of the rows.
+    """
+    if not isinstance(alpha, Tensor):
+        alpha = torch.tensor(list(alpha), dtype=user_weight.dtype)
+    return _BatchPropagation.apply(
+        user_weight, item_weight, alpha, users, items, adj, num_layers
+    )
