@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable
 
 import click
 import numpy as np
@@ -37,27 +38,35 @@ def export(checkpoint: Path, out: Path, fmt: str) -> None:
     run = restore(checkpoint, device="cpu")
     user_emb, item_emb = (t.numpy() for t in run.model.embeddings())
     data = run.data
-    out.mkdir(parents=True, exist_ok=True)
     if fmt == "npy":
+        # Checked before anything is written: a failed export leaves no partial folder.
+        user_lines, item_lines = _id_lines(data.user_ids), _id_lines(data.item_ids)
+        out.mkdir(parents=True, exist_ok=True)
         np.save(out / f"{USER_EMB}.npy", user_emb)
         np.save(out / f"{ITEM_EMB}.npy", item_emb)
-        _write_ids(out / USER_IDS, data.user_ids)
-        _write_ids(out / ITEM_IDS, data.item_ids)
+        (out / USER_IDS).write_text(user_lines, encoding="utf-8")
+        (out / ITEM_IDS).write_text(item_lines, encoding="utf-8")
     else:
+        out.mkdir(parents=True, exist_ok=True)
         _write_parquet(out / f"{USER_EMB}.parquet", "user_id", data.user_ids, user_emb)
         _write_parquet(out / f"{ITEM_EMB}.parquet", "item_id", data.item_ids, item_emb)
     err(f"Exported {user_emb.shape[0]} user and {item_emb.shape[0]} item embeddings to {out}")
 
 
-def _write_ids(path: Path, ids) -> None:
+def _id_lines(ids: Iterable[Any]) -> str:
+    """The raw ids, one per line; an id that is empty or holds a line break is refused."""
     lines = [str(to_python(i)) for i in ids]
-    bad = next((s for s in lines if "\n" in s or "\r" in s), None)
+    # str.splitlines() also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029.
+    bad = next((line for line in lines if line.splitlines() != [line]), None)
     if bad is not None:
-        raise ValueError(f"Raw id {bad!r} contains a line break; use --format parquet")
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        raise ValueError(
+            f"Raw id {bad!r} is empty or contains a line break, so it cannot be written one per "
+            "line; use --format parquet"
+        )
+    return "".join(line + "\n" for line in lines)
 
 
-def _write_parquet(path: Path, id_name: str, ids, emb: np.ndarray) -> None:
+def _write_parquet(path: Path, id_name: str, ids: Iterable[Any], emb: np.ndarray) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(emb, columns=[f"e{j}" for j in range(emb.shape[1])])

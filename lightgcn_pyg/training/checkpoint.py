@@ -8,6 +8,7 @@ arguments and weights, the training config, the id maps and the training interac
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import tempfile
@@ -34,6 +35,7 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
 
     The file is written to a temporary file in the same folder, flushed to disk, then renamed over
     ``path``: a crash at any moment leaves either the previous complete file or the new one.
+    Temporary files that a killed writer left for the same ``path`` are removed afterwards.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +52,12 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    # A process killed while writing leaves its temporary file behind; this write supersedes it.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:  # pragma: no cover - e.g. removed meanwhile
+            pass
     return path
 
 

@@ -426,8 +426,10 @@ class Trainer:
             return None
         from torch.utils.tensorboard import SummaryWriter
 
+        # Steps are epochs. A resumed run hides the events a crashed run wrote after its last
+        # checkpoint (steps > epoch), and keeps the last completed epoch's (step == epoch).
         self._writer = SummaryWriter(
-            log_dir=str(self.out_dir / "tb"), purge_step=self.epoch if self.epoch else None
+            log_dir=str(self.out_dir / "tb"), purge_step=self.epoch + 1 if self.epoch else None
         )
         return self._writer
 

@@ -74,6 +74,34 @@ def test_fast_path_equals_full_then_index(graph, num_layers, weights):
     assert fast_grads[0].abs().sum() > 0
 
 
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_fast_path_with_ego_rows_equals_reference(graph, num_layers):
+    """The BPR + L2 loss the trainer builds: final rows and layer-0 rows together."""
+    model, _, _ = make_model(graph, num_layers, weighted=True, learnable_weights=True)
+    user_index = torch.tensor([0, 3, 3, 6, 1])
+    item_index = torch.tensor([1, 8, 2, 1, 7, 1, 4, 4, 0, 5])
+    params = list(model.parameters())
+
+    def loss_of(user, item, ego_user, ego_item):
+        scores = (user.repeat(2, 1) * item).sum(-1)
+        return torch.nn.functional.softplus(-scores).mean() + 0.3 * (
+            ego_user.pow(2).sum() + ego_item.pow(2).sum()
+        )
+
+    fast = model(user_index, item_index, return_ego=True)
+    assert len(fast) == 4
+    fast_grads = torch.autograd.grad(loss_of(*fast), params)
+
+    full_user, full_item = model()
+    ego = model.ego_embeddings(user_index, item_index)
+    ref = (full_user[user_index], full_item[item_index], *ego)
+    ref_grads = torch.autograd.grad(loss_of(*ref), params)
+    for a, b in zip(fast, ref):
+        assert torch.allclose(a, b, atol=1e-10)
+    for a, b in zip(fast_grads, ref_grads):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
 def count_products(monkeypatch):
     """Records the number of non-zeros of every sparse-dense product."""
     from lightgcn_pyg.nn import propagation
