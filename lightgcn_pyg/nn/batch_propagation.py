@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from lightgcn_pyg.nn.propagation import BipartiteAdjacency, _CSR, gather_csr_rows
+from lightgcn_pyg.nn.propagation import _CSR, BipartiteAdjacency, gather_csr_rows
 
 __all__ = ["batch_propagate"]
 
@@ -103,8 +103,16 @@ class _BatchPropagation(torch.autograd.Function):
         num_users, num_items = ctx.sizes
         ref = next(g for g in (grad_u, grad_i, grad_ego_u, grad_ego_i) if g is not None)
         dim = ref.size(-1)
-        grad_u = torch.zeros(users.numel(), dim, dtype=ref.dtype, device=ref.device) if grad_u is None else grad_u.contiguous()
-        grad_i = torch.zeros(items.numel(), dim, dtype=ref.dtype, device=ref.device) if grad_i is None else grad_i.contiguous()
+        grad_u = (
+            torch.zeros(users.numel(), dim, dtype=ref.dtype, device=ref.device)
+            if grad_u is None
+            else grad_u.contiguous()
+        )
+        grad_i = (
+            torch.zeros(items.numel(), dim, dtype=ref.dtype, device=ref.device)
+            if grad_i is None
+            else grad_i.contiguous()
+        )
 
         grad_alpha = None
         if ctx.rows is not None:
@@ -164,6 +172,4 @@ def batch_propagate(
     """
     if not isinstance(alpha, Tensor):
         alpha = torch.tensor(list(alpha), dtype=user_weight.dtype)
-    return _BatchPropagation.apply(
-        user_weight, item_weight, alpha, users, items, adj, num_layers
-    )
+    return _BatchPropagation.apply(user_weight, item_weight, alpha, users, items, adj, num_layers)
