@@ -87,6 +87,10 @@ class _CSR:
     :obj:`torch.sparse_csr` view and COO row index (device fallback)."""
 
     def __init__(self, rowptr: Tensor, col: Tensor, value: Tensor, size: Tuple[int, int]):
+        if col.numel() < 2**31 - 1:
+            # 32-bit indices: half the memory, and what MKL / cuSPARSE use natively (int64
+            # indices would be converted at every product).
+            rowptr, col = rowptr.int(), col.int()
         self.rowptr, self.col, self.value, self.size = rowptr, col, value, size
         self._row: Optional[Tensor] = None
         self._csr: Optional[Tensor] = None
@@ -105,9 +109,6 @@ class _CSR:
     def sparse_csr(self) -> Tensor:
         if self._csr is None:
             rowptr, col = self.rowptr, self.col
-            if self.col.numel() < 2**31 - 1 and self.value.device.type in ("cpu", "cuda"):
-                # 32-bit indices: MKL / cuSPARSE would otherwise convert them at every product.
-                rowptr, col = rowptr.int(), col.int()
             with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
                 warnings.simplefilter("ignore", UserWarning)
                 self._csr = torch.sparse_csr_tensor(
@@ -289,9 +290,11 @@ class BipartiteAdjacency:
         rowptr = _counts_to_ptr(torch.bincount(user, minlength=num_users))
         r = _CSR(rowptr, item, value, (num_users, num_items))
         # R^T in CSR: the same entries sorted by (item, user).
-        t_to_r = torch.argsort(item * num_users + user)
+        t_to_r = torch.argsort(item * num_users + user)  # kept for edge dropout
         rowptr_t = _counts_to_ptr(torch.bincount(item, minlength=num_items))
         r_t = _CSR(rowptr_t, user[t_to_r], value[t_to_r], (num_items, num_users))
+        if t_to_r.numel() < 2**31 - 1:
+            t_to_r = t_to_r.int()
         if device != target:
             r, r_t, t_to_r = r.to(target, None), r_t.to(target, None), t_to_r.to(target)
         self._init((r, r_t), (r_t, r), t_to_r, num_users, num_items, backend)
@@ -450,7 +453,9 @@ class BipartiteAdjacency:
             raise ValueError("'BipartiteAdjacency.dropout' cannot be applied to a dropped copy")
         if self._r_to_t is None:
             self._r_to_t = torch.empty_like(self._t_to_r)
-            self._r_to_t[self._t_to_r] = torch.arange(self.num_edges, device=self.device)
+            self._r_to_t[self._t_to_r] = torch.arange(
+                self.num_edges, device=self.device, dtype=self._t_to_r.dtype
+            )
         r, r_t, scale = self._user_op.fwd, self._user_op.bwd, 1.0 / keep_prob
         keep_r = torch.rand(self.num_edges, device=self.device, generator=generator) < keep_prob
         keep_t = torch.rand(self.num_edges, device=self.device, generator=generator) < keep_prob
