@@ -134,3 +134,28 @@ def test_all_ranks_end_with_identical_parameters_and_stop_together(tmp_path):
     assert int(p0["epochs_run"]) == int(p1["epochs_run"]) == 3
     for key in p0:
         torch.testing.assert_close(p0[key], p1[key], rtol=0, atol=0)
+
+
+def test_cli_under_torchrun(tmp_path):
+    """The real entry point: torchrun starting 'lightgcn train --distributed' on 2 CPU ranks."""
+    import subprocess
+    import sys
+
+    write_clustered_txt(tmp_path / "data")
+    args = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        f"--master_port={_free_port()}", "-m", "lightgcn_pyg", "train",
+        "--train", str(tmp_path / "data" / "train.txt"),
+        "--test", str(tmp_path / "data" / "test.txt"),
+        "--distributed", "--device", "cpu", "--epochs", "2", "--eval-every", "1", "--dim", "8",
+        "--batch-size", "64", "--k", "10", "--no-progress", "--no-tensorboard",
+        "--out", str(tmp_path / "out"), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1  # only rank 0 prints, one JSON object
+    metrics = json.loads(lines[0])
+    assert metrics["num_users"] == 60 and 0.0 < metrics["recall@10"] <= 1.0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["best.pt", "last.pt"]
+    assert done.stderr.count("epoch    2/2") == 1  # progress from rank 0 only
