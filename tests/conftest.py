@@ -4,12 +4,23 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
 # A tiny LightGCN-format split: 4 users (user 3 only in test), 5 items (item 4 only in test).
 TINY_TRAIN = "0 0 1 2\n1 1 2\n2 0 3\n"
 TINY_TEST = "0 3\n1 0\n2 4\n3 1\n"
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tests use tiny tensors: one thread avoids the thread start-up and contention costs
+    that dominate tiny kernels on a shared 2-core machine (benchmarks set their own)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

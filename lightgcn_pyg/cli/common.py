@@ -29,7 +29,8 @@ device_option = click.option(
 
 
 def clean_errors(func: F) -> F:
-    """Turn the library's ValueErrors into one-line CLI errors (exit code 1)."""
+    """Turn the library's ValueErrors and failed file operations (OSError, e.g. an output path
+    under a file) into one-line CLI errors (exit code 1)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,9 +38,9 @@ def clean_errors(func: F) -> F:
             return func(*args, **kwargs)
         except click.ClickException:
             raise
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, OSError) as e:
             raise click.ClickException(
-                str(e).strip().splitlines()[0] if str(e) else repr(e)
+                str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
             ) from None
 
     return wrapper  # type: ignore[return-value]

@@ -127,22 +127,22 @@ def run_training(
     data, config: TrainConfig, out: Path, resume: bool, as_json: bool, distributed: bool = False
 ) -> Dict[str, Any]:
     """Train, print progress on stderr, and print the final test metrics (a table, or JSON)."""
-    if distributed:
-        from lightgcn_pyg.distributed import run_distributed_training
+    from lightgcn_pyg.training.trainer import Trainer, TrainingDivergedError
 
-        result = run_distributed_training(data, config, out, resume=resume)
-        if result is None:  # not rank 0
-            return {}
-    else:
-        from lightgcn_pyg.training.trainer import Trainer, TrainingDivergedError
+    try:
+        if distributed:
+            from lightgcn_pyg.distributed import run_distributed_training
 
-        try:
+            result = run_distributed_training(data, config, out, resume=resume)
+            if result is None:  # not rank 0
+                return {}
+        else:
             result = Trainer(data, config, out_dir=out).fit(resume=resume)
-        except TrainingDivergedError as e:
-            raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
-            # A Ctrl-C before the trainer's handler is installed, or a second one.
-            _report_interrupt(out)
+    except TrainingDivergedError as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        # A Ctrl-C before the trainer's handler is installed, or a second one.
+        _report_interrupt(out)
     if result.interrupted:
         _report_interrupt(out)
     metrics = dict(result.test_metrics)

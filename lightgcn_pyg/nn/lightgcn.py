@@ -272,15 +272,28 @@ class LightGCN(torch.nn.Module):
     def _cache_key(self) -> Tuple[Any, ...]:
         key: List[Any] = [self.training, self._adjacency_key()]
         for p in self.parameters():
-            key.append((id(p), p.data_ptr(), p._version, p.device, p.dtype))
+            # Fused optimizers (e.g. Adam(fused=True)) update parameters without bumping
+            # their version counter, so a cheap float64 checksum of the values is part of
+            # the key too (one pass over the tables, far cheaper than a propagation).
+            checksum = torch.stack(
+                [torch.sum(p, dtype=torch.float64), torch.sum(p * p, dtype=torch.float64)]
+            )
+            key.append((id(p), p.data_ptr(), p._version, p.device, p.dtype, *checksum.tolist()))
         return tuple(key)
+
+    def clear_cache(self) -> None:
+        r"""Drops the cached inference embeddings (they are recomputed on the next
+        :meth:`embeddings` call). Only needed after editing parameters in ways that
+        bypass both autograd's version counter and the values (never in practice)."""
+        self._cache = None
 
     @torch.no_grad()
     def embeddings(self) -> Tuple[Tensor, Tensor]:
         r"""Final embeddings of all users and items :math:`([U, d], [I, d])`,
         without edge dropout, cached until any parameter is modified (the
-        cache is keyed on every parameter's version counter and storage),
-        the model is moved, or the training flag changes."""
+        cache is keyed on every parameter's version counter, storage and a
+        checksum of its values, so fused optimizers are caught too), the
+        model is moved, or the training flag changes."""
         key = self._cache_key()
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._propagate(self.adjacency()))

@@ -183,9 +183,6 @@ class Trainer:
         split = split or self.eval_split
         evaluator = self.evaluator if split == self.eval_split else self._make_evaluator(split)
         self.model.eval()
-        # The fused Adam kernel updates the weights without bumping their version counters, so
-        # the model's embedding cache cannot see the steps: recompute (K products, once per eval).
-        self.model._cache = None
         user_emb, item_emb = self.model.embeddings()
         return evaluator.evaluate(user_emb, item_emb, per_user=per_user)
 

@@ -238,8 +238,13 @@ def test_validation_split_needs_one(run):
 
 
 class Evil:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
     def __reduce__(self):
-        return (os.system, ("echo pwned > /dev/null",))
+        return (os.system, (f"touch '{self.marker}'",))
 
 
 def bad_checkpoints(folder, good):
@@ -252,7 +257,9 @@ def bad_checkpoints(folder, good):
     state = torch.load(good, weights_only=True)
     state["version"] = 99
     torch.save(state, folder / "future.pt")
-    torch.save({"format": "lightgcn_pyg.checkpoint", "x": Evil()}, folder / "evil.pt")
+    torch.save(
+        {"format": "lightgcn_pyg.checkpoint", "x": Evil(folder / "pwned")}, folder / "evil.pt"
+    )
     (folder / "pickle.pt").write_bytes(pickle.dumps({"a": 1}))
     state = torch.load(good, weights_only=True)
     del state["model"]["user_embedding.weight"]
@@ -284,6 +291,7 @@ def test_bad_checkpoints_give_one_line_naming_the_file(run, tmp_path, command):
         assert message in lines[0], (name, lines[0])
         assert "False" not in lines[0]  # never torch's advice to retry with weights_only=False
     assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "pwned").exists()  # the pickle in evil.pt never ran
     # Click itself refuses a folder (a usage error).
     result = invoke(command, "--checkpoint", tmp_path / "folder.pt", *extra[command])
     assert result.exit_code == 2
@@ -321,3 +329,46 @@ def test_per_user_rows_are_the_naive_per_user_values(run, tmp_path):
         )
         for key, value in expected.items():
             assert float(rows[user][key]) == pytest.approx(value, abs=1e-6), (user, key)
+
+
+def test_cold_users_policy(tiny_txt, tmp_path):
+    # conftest's tiny split: user 3 has a test item but no training item.
+    result = invoke("train", "--train", tiny_txt[0], "--test", tiny_txt[1], "--out", tmp_path,
+                    "--epochs", 1, "--k", 2, "--dim", 4, "--no-progress", "--no-tensorboard",
+                    "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    per_policy = {}
+    for policy in ("include", "exclude"):
+        result = invoke("eval", "--checkpoint", tmp_path / "best.pt", "--cold-users", policy,
+                        "--per-user", tmp_path / f"{policy}.csv", "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        per_policy[policy] = json.loads(result.stdout)
+    assert (per_policy["include"]["num_users"], per_policy["exclude"]["num_users"]) == (4, 3)
+    assert per_policy["include"]["num_cold_users"] == per_policy["exclude"]["num_cold_users"] == 1
+    assert pd.read_csv(tmp_path / "include.csv")["user"].tolist() == [0, 1, 2, 3]
+    assert pd.read_csv(tmp_path / "exclude.csv")["user"].tolist() == [0, 1, 2]
+
+
+def test_validation_split_of_the_best_checkpoint(run, tmp_path):
+    folder = run[0]
+    result = invoke("train", "--train", folder / "train.csv", "--test", folder / "test.csv",
+                    "--val-ratio", "0.3", "--out", tmp_path, "--epochs", 3, "--json", *SMALL)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "model selection on the validation split" in result.stderr
+    best = load_checkpoint(tmp_path / "best.pt")
+    val = invoke("eval", "--checkpoint", tmp_path / "best.pt", "--split", "val", "--json")
+    assert val.exit_code == 0, val.output
+    # The model selection numbers stored with best.pt are this model's validation metrics.
+    metrics = json.loads(val.stdout)
+    assert {k: metrics[k] for k in best["best_metrics"]} == best["best_metrics"]
+    test = invoke("eval", "--checkpoint", tmp_path / "best.pt", "--json")
+    assert json.loads(test.stdout) == json.loads(result.stdout)
+    assert metrics["num_users"] <= json.loads(test.stdout)["num_users"]
+
+
+def test_unwritable_per_user_file_is_one_line(run, tmp_path):
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / "file" / "pu.csv"
+    result = invoke("eval", "--checkpoint", run[0] / "out" / "best.pt", "--per-user", path)
+    assert result.exit_code == 1
+    assert result.output == f"Error: [Errno 20] Not a directory: '{path}'\n"

@@ -143,6 +143,10 @@ def test_out_must_be_a_folder(run, tmp_path):
     result = invoke("export", "--checkpoint", run[0], "--out", tmp_path / "file")
     assert result.exit_code == 2
     assert "is a file" in result.output
+    # A folder that cannot be made: one line, no traceback (a bug showed the OSError's trace).
+    result = invoke("export", "--checkpoint", run[0], "--out", tmp_path / "file" / "sub")
+    assert result.exit_code == 1
+    assert result.output == f"Error: [Errno 20] Not a directory: '{tmp_path / 'file' / 'sub'}'\n"
     result = invoke("export", "--checkpoint", run[0], "--out", tmp_path / "e", "--format", "csv")
     assert result.exit_code == 2 and "'csv' is not one of 'npy', 'parquet'" in result.output
 

@@ -230,6 +230,16 @@ def test_bad_values_give_one_clear_line(files, tmp_path, args, code, message):
     assert not (tmp_path / "out" / "last.pt").exists()
 
 
+def test_output_folder_under_a_file_is_one_line(files, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = invoke(*train_args(files, tmp_path / "file" / "run", "--epochs", 1, *flags()))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"Error: [Errno 20] Not a directory: '{tmp_path / 'file' / 'run'}'"
+    )
+    assert "Traceback" not in result.output
+
+
 def test_diverging_loss_is_one_line_naming_epoch_and_step(files, tmp_path):
     result = invoke(*train_args(files, tmp_path, "--epochs", 2, *flags(lr=1e30)))
     assert result.exit_code == 1
@@ -276,7 +286,10 @@ def test_named_dataset_with_a_tiny_copy_fails_the_statistics_check(files, tmp_pa
 
 def test_python_m_help_lists_every_command():
     result = subprocess.run(
-        [sys.executable, "-m", "lightgcn_pyg", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "lightgcn_pyg", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     commands = result.stdout.split("Commands:")[1].split()

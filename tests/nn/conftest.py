@@ -47,16 +47,6 @@ def dense_r(
     return inv_u[:, None] * a * inv_i[None, :]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    # Tiny CPU kernels (sparse mm, repeat_interleave) split work across
-    # threads and stall for milliseconds when the shared cores are busy.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def graph() -> Callable[..., Tuple[Tensor, Optional[Tensor]]]:
     return make_graph
