@@ -184,7 +184,8 @@ class Trainer:
         evaluator = self.evaluator if split == self.eval_split else self._make_evaluator(split)
         self.model.eval()
         user_emb, item_emb = self.model.embeddings()
-        return evaluator.evaluate(user_emb, item_emb, per_user=per_user)
+        progress = self.config.progress and self.is_main
+        return evaluator.evaluate(user_emb, item_emb, per_user=per_user, progress=progress)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
