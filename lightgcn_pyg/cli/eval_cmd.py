@@ -122,7 +122,7 @@ def evaluate(
         echo_json(values)
         return
     click.echo(
-        f"{'popularity baseline' if popularity else checkpoint} (epoch {run.epoch}): "
+        f"{'popularity baseline' if popularity else f'{checkpoint} (epoch {run.epoch})'}: "
         f"{result.num_users} users evaluated, {result.num_users_without_test} without test items "
         f"skipped, {result.num_cold_users} cold users ({cold_users}d)"
     )

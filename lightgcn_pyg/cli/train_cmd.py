@@ -167,12 +167,13 @@ def format_results(metrics: Dict[str, Any], dataset: Optional[str], best_epoch: 
     lines = [
         f"Test metrics of the best model (epoch {best_epoch}), {metrics.get('num_users')} users"
     ]
-    lines.append(f"{'metric':<14}{'ours':>10}{'paper':>10}")
+    lines.append(f"{'metric':<14}{'ours':>10}" + (f"{'paper':>10}" if paper else ""))
     for key, value in metrics.items():
         if "@" not in key:
             continue
         ref = paper.get(key)
-        lines.append(f"{key:<14}{value:>10.4f}{(f'{ref:.4f}' if ref is not None else '-'):>10}")
+        shown = (f"{ref:.4f}" if ref is not None else "-") if paper else ""
+        lines.append(f"{key:<14}{value:>10.4f}{shown:>10}".rstrip())
     return "\n".join(lines)
 
 

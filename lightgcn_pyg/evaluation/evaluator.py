@@ -441,7 +441,11 @@ class Evaluator:
 
         parts: Dict[str, list] = {}
         for start in tqdm(
-            range(0, num_eval, chunk), disable=not progress, desc="evaluate", unit="chunk"
+            range(0, num_eval, chunk),
+            disable=None if progress else True,  # off on non-terminals
+            desc="evaluate",
+            unit="chunk",
+            leave=False,
         ):
             end = min(start + chunk, num_eval)
             users = state.eval_users[start:end]

@@ -46,6 +46,7 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is a normal file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -59,6 +60,12 @@ def save_checkpoint(state: Dict[str, Any], path: Union[str, Path]) -> Path:
         except OSError:  # pragma: no cover - e.g. removed meanwhile
             pass
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

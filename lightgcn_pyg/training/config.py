@@ -187,8 +187,7 @@ def read_config_file(path: str | Path) -> Dict[str, Any]:
             import yaml
         except ImportError:  # pragma: no cover - depends on the environment
             raise ValueError(
-                f"Config file '{path}' is YAML but PyYAML is not installed "
-                "(pip install 'lightgcn_pyg[yaml]')"
+                f"Config file '{path}' is YAML but PyYAML is not installed (pip install pyyaml)"
             ) from None
         try:
             values = yaml.safe_load(text)

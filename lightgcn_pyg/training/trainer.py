@@ -340,7 +340,8 @@ class Trainer:
             desc=f"epoch {self.epoch + 1}",
             leave=False,
             position=bar_position,
-            disable=not (self.config.progress and self.is_main),
+            # None: tqdm turns itself off when stderr is not a terminal (logs to a file).
+            disable=None if (self.config.progress and self.is_main) else True,
             file=sys.stderr,
         )
         for batch in bar:
@@ -392,7 +393,7 @@ class Trainer:
                 initial=self.epoch,
                 desc="training",
                 position=0,
-                disable=not (cfg.progress and self.is_main),
+                disable=None if (cfg.progress and self.is_main) else True,
                 file=sys.stderr,
             )
             while self.epoch < cfg.epochs and not self._should_stop:

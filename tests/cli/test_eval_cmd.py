@@ -223,7 +223,7 @@ def test_popularity_baseline(popular):
     text = invoke("eval", "--checkpoint", popular, "--popularity")
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines()[0] == (
-        "popularity baseline (epoch 1): 5 users evaluated, 0 without test items skipped, "
+        "popularity baseline: 5 users evaluated, 0 without test items skipped, "
         "0 cold users (included)"
     )
     assert f"  recall@3      {metrics['recall@3']:.4f}" in text.stdout.splitlines()

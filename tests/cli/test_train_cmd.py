@@ -79,10 +79,19 @@ def test_train_table_output(files, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "Test metrics of the best model (epoch 1), 30 users"
-    assert lines[1].split() == ["metric", "ours", "paper"]
+    assert lines[1].split() == ["metric", "ours"]  # no paper column for custom data
     keys = ["recall@20", "precision@20", "ndcg@20", "hit@20", "map@20", "mrr@20"]
     assert [line.split()[0] for line in lines[2:]] == keys
-    assert all(line.split()[2] == "-" for line in lines[2:])  # no paper numbers for this data
+    assert all(len(line.split()) == 2 for line in lines[2:])
+
+
+def test_results_table_shows_the_paper_for_named_datasets():
+    from lightgcn_pyg.cli.train_cmd import format_results
+
+    table = format_results({"recall@20": 0.11, "ndcg@20": 0.09, "num_users": 5}, "gowalla", 5)
+    assert table.splitlines()[1].split() == ["metric", "ours", "paper"]
+    assert table.splitlines()[2].split() == ["recall@20", "0.1100", "0.1830"]
+    assert table.splitlines()[3].split() == ["ndcg@20", "0.0900", "0.1554"]
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])

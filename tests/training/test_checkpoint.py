@@ -92,3 +92,12 @@ def test_arbitrary_pickles_are_not_executed(tmp_path):
     (tmp_path / "plain.pt").write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(CheckpointError, match="plain.pt'"):
         load_checkpoint(tmp_path / "plain.pt")
+
+
+def test_checkpoint_has_normal_file_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = save_checkpoint(minimal_state(), tmp_path / "best.pt")
+        assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    finally:
+        os.umask(mask)
