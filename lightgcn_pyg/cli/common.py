@@ -65,12 +65,10 @@ def parse_raw_ids(values: Sequence[str], known_ids: Sequence[Any], param_hint: s
     out: List[Any] = []
     for raw in values:
         if integer_ids:
-            try:
-                out.append(int(raw))
-            except ValueError:
-                raise click.BadParameter(
-                    f"unknown user id {raw!r}", param_hint=param_hint
-                ) from None
+            # The readers' rule: plain ASCII digits only (int() would take '+3', '1_0', '٣').
+            if not (raw.isascii() and raw.isdigit()):
+                raise click.BadParameter(f"unknown user id {raw!r}", param_hint=param_hint)
+            out.append(int(raw))
         else:
             out.append(raw)
     return out

@@ -91,6 +91,7 @@ def evaluate(
         train_index = map_interactions_file(data, train_file, user_col=user_col, item_col=item_col)
     if test_file is not None:
         test_index = map_interactions_file(data, test_file, user_col=user_col, item_col=item_col)
+        test_index = _drop_training_pairs(test_index, train_index, data.num_items, test_file)
     elif split == "val":
         if data.val_edge_index is None:
             raise click.BadParameter(
@@ -128,3 +129,20 @@ def evaluate(
     )
     for key, value in result.metrics.items():
         click.echo(f"  {key:<14}{value:.4f}")
+
+
+def _drop_training_pairs(test_index, train_index, num_items: int, path: Path):
+    """Test pairs that are also training pairs would be scored although training masks them
+    nowhere else: drop them (as the data layer does) and say how many."""
+    import torch
+
+    test_keys = test_index[0] * num_items + test_index[1]
+    train_keys = train_index[0] * num_items + train_index[1]
+    overlap = torch.isin(test_keys, train_keys)
+    dropped = int(overlap.sum())
+    if dropped:
+        err(f"Dropped {dropped} pairs of '{path}' that are also training pairs")
+    kept = test_index[:, ~overlap]
+    if kept.size(1) == 0:
+        raise click.ClickException(f"'{path}' has no test pairs left that are not training pairs")
+    return kept

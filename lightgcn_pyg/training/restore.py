@@ -51,12 +51,20 @@ def restore(
             f"({data.num_users} users / {data.num_items} items vs {stored.num_users} / "
             f"{stored.num_items} in the checkpoint)"
         )
-    args = dict(state["model_args"])
     try:
+        args = dict(state["model_args"])
+        if (args.get("num_users"), args.get("num_items")) != (stored.num_users, stored.num_items):
+            raise ValueError(
+                f"the model is for {args.get('num_users')} users / {args.get('num_items')} items "
+                f"but the stored data has {stored.num_users} / {stored.num_items}"
+            )
         model = LightGCN(edge_index=stored.train_edge_index, **args)
         model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:200]
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"Checkpoint '{path}' does not fit the model: {first}") from None
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            raise CheckpointError(f"Checkpoint '{path}' holds non-finite values in '{name}'")
     model.to(device).eval()
     return RestoredRun(model=model, data=data, config=config, epoch=int(state["epoch"]))

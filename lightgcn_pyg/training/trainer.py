@@ -4,6 +4,7 @@ atomic checkpoints, exact resume and TensorBoard logging."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import signal
 import sys
 import time
@@ -75,6 +76,18 @@ def model_args(data: InteractionSet, config: TrainConfig) -> Dict[str, Any]:
         "learnable_weights": config.learnable_weights,
         "keep_prob": config.keep_prob,
     }
+
+
+def splits_fingerprint(data: InteractionSet) -> str:
+    """A hash of the train / validation / test pairs (the id-map fingerprint ignores them)."""
+    digest = hashlib.sha256(b"lightgcn_pyg.splits/1")
+    for edges in (data.train_edge_index, data.val_edge_index, data.test_edge_index):
+        if edges is None:
+            digest.update(b"|none")
+        else:
+            digest.update(f"|{tuple(edges.shape)}:".encode())
+            digest.update(edges.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def make_adam(params, lr: float) -> torch.optim.Adam:
@@ -169,6 +182,14 @@ class Trainer:
 
     def _make_evaluator(self, split: str) -> Evaluator:
         target = self.data.val_edge_index if split == "val" else self.data.test_edge_index
+        if target is None or target.numel() == 0:
+            dropped = self.data.report.overlap_dropped if split == "test" else 0
+            why = (
+                f" ({dropped} test pairs were dropped because they are also training pairs)"
+                if dropped
+                else ""
+            )
+            raise ValueError(f"The {split} split has no interactions to evaluate on{why}")
         return Evaluator(
             self.data.train_edge_index,
             target,
@@ -200,6 +221,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "data": self.data.state_dict(),
             "data_fingerprint": self.data.fingerprint(),
+            "splits_fingerprint": splits_fingerprint(self.data),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
@@ -223,8 +245,14 @@ class Trainer:
             raise ValueError(
                 f"Cannot resume: the configuration differs from the checkpoint ({detail})"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"Cannot resume: the checkpoint does not fit this model ({first})"
+            ) from None
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
         self.global_step = int(state.get("global_step", 0))
@@ -257,6 +285,13 @@ class Trainer:
         state = load_checkpoint(
             path, map_location=self.device, expected_fingerprint=self.data.fingerprint()
         )
+        saved_splits = state.get("splits_fingerprint")
+        if saved_splits is not None and saved_splits != splits_fingerprint(self.data):
+            raise ValueError(
+                f"Cannot resume from {path}: the training, validation or test interactions differ "
+                "from the ones the checkpoint was trained on (same id maps, other pairs or another "
+                "split); start a new run with another --out"
+            )
         self.load_state_dict(state)
         best = self.out_dir / BEST
         if best.exists():

@@ -121,7 +121,7 @@ def test_csv_output_and_users_file(txt_run, tmp_path):
     [
         (["--user", "3", "--user", "9999"], 2,
          "Invalid value for --user: Unknown user id 9999 in '{ckpt}' (not among the 30 users"),
-        (["--user", "-1"], 2, "Unknown user id -1"),
+        (["--user", "-1"], 2, "unknown user id '-1'"),
         (["--user", "bob"], 2, "Invalid value for --user: unknown user id 'bob'"),
         (["--users-file", "{tmp}/users.txt"], 2, "Invalid value for --users-file: Unknown user id 77"),
         ([], 2, "give at least one --user or a --users-file"),
