@@ -397,7 +397,7 @@ def main() -> None:
         (
             "our training step (fwd + bwd + Adam)",
             f"{out['step_ms']:.1f} ms",
-            f"{memory['train']:.0f}",
+            f"{out['train_peak_mb']:.0f}",
         ),
         (
             "floor: 2K bare CSR products (fastest call)",
