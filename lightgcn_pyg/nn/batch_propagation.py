@@ -53,6 +53,8 @@ class _BatchPropagation(torch.autograd.Function):
         alpha: Tensor,
         users: Tensor,
         items: Tensor,
+        user_inv: Tensor,
+        item_inv: Tensor,
         adj: BipartiteAdjacency,
         num_layers: int,
     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -84,10 +86,12 @@ class _BatchPropagation(torch.autograd.Function):
         ctx.sub = (sub_u, sub_i)
         ctx.rows = (rows_u, rows_i) if keep_rows else None
         ctx.sizes = (user_weight.size(0), item_weight.size(0))
-        ctx.save_for_backward(users, items)
+        ctx.save_for_backward(users, items, user_inv, item_inv)
         # The layer-0 rows are outputs too (for the L2 term): their gradient joins the
         # propagated one here instead of through a separate full-size embedding backward.
-        return out_u, out_i, rows_u[0], rows_i[0]
+        # Rows are expanded to the batch order here, so the backward reduces duplicates with
+        # one index_add_ instead of separate autograd gather nodes.
+        return out_u[user_inv], out_i[item_inv], rows_u[0][user_inv], rows_i[0][item_inv]
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -97,12 +101,22 @@ class _BatchPropagation(torch.autograd.Function):
         grad_ego_u: Optional[Tensor],
         grad_ego_i: Optional[Tensor],
     ):
-        users, items = ctx.saved_tensors
+        users, items, user_inv, item_inv = ctx.saved_tensors
         adj: BipartiteAdjacency = ctx.adj
         backend, coef, num_layers = adj.backend, ctx.coef, ctx.num_layers
         num_users, num_items = ctx.sizes
         ref = next(g for g in (grad_u, grad_i, grad_ego_u, grad_ego_i) if g is not None)
         dim = ref.size(-1)
+
+        def unique_rows(grad: Optional[Tensor], inv: Tensor, n: int) -> Optional[Tensor]:
+            if grad is None:
+                return None
+            return grad.new_zeros(n, dim).index_add_(0, inv, grad)
+
+        grad_u = unique_rows(grad_u, user_inv, users.numel())
+        grad_i = unique_rows(grad_i, item_inv, items.numel())
+        grad_ego_u = unique_rows(grad_ego_u, user_inv, users.numel())
+        grad_ego_i = unique_rows(grad_ego_i, item_inv, items.numel())
         grad_u = (
             torch.zeros(users.numel(), dim, dtype=ref.dtype, device=ref.device)
             if grad_u is None
@@ -141,7 +155,7 @@ class _BatchPropagation(torch.autograd.Function):
             h_u.index_add_(0, users, grad_ego_u)
         if grad_ego_i is not None:
             h_i.index_add_(0, items, grad_ego_i)
-        return h_u, h_i, grad_alpha, None, None, None, None
+        return h_u, h_i, grad_alpha, None, None, None, None, None, None
 
 
 def batch_propagate(
@@ -152,6 +166,8 @@ def batch_propagate(
     users: Tensor,
     items: Tensor,
     num_layers: int,
+    user_inv: Optional[Tensor] = None,
+    item_inv: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""Final embeddings :math:`\sum_k \alpha_k \mathbf{E}^{(k)}` at the rows
     :obj:`users` and :obj:`items` (each without duplicates), differentiable with
@@ -165,11 +181,21 @@ def batch_propagate(
         users (torch.Tensor): Unique user rows :math:`[B_u]`.
         items (torch.Tensor): Unique item rows :math:`[B_i]`.
         num_layers (int): :math:`K`.
+        user_inv (torch.Tensor, optional): Batch order of the outputs as positions in
+            :obj:`users` :math:`[B]` (e.g. from :func:`torch.unique`); default: :obj:`users`'
+            own order. (default: :obj:`None`)
+        item_inv (torch.Tensor, optional): The same for :obj:`items`. (default: :obj:`None`)
 
     Returns:
-        :obj:`(user_out [B_u, d], item_out [B_i, d], user_ego [B_u, d], item_ego [B_i, d])`:
-        the final and the layer-0 embeddings of the rows.
+        :obj:`(user_out, item_out, user_ego, item_ego)`: the final and the layer-0 embeddings
+        of the rows, in the order of :obj:`user_inv` / :obj:`item_inv` (:math:`[B, d]`).
     """
     if not isinstance(alpha, Tensor):
         alpha = torch.tensor(list(alpha), dtype=user_weight.dtype)
-    return _BatchPropagation.apply(user_weight, item_weight, alpha, users, items, adj, num_layers)
+    if user_inv is None:
+        user_inv = torch.arange(users.numel(), device=users.device)
+    if item_inv is None:
+        item_inv = torch.arange(items.numel(), device=items.device)
+    return _BatchPropagation.apply(
+        user_weight, item_weight, alpha, users, items, user_inv, item_inv, adj, num_layers
+    )

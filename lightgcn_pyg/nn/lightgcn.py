@@ -213,10 +213,12 @@ class LightGCN(torch.nn.Module):
             users,
             items,
             self.num_layers,
+            user_inv,
+            item_inv,
         )
         if return_ego:
-            return out_user[user_inv], out_item[item_inv], ego_user[user_inv], ego_item[item_inv]
-        return out_user[user_inv], out_item[item_inv]
+            return out_user, out_item, ego_user, ego_item
+        return out_user, out_item
 
     def _index(self, index: Tensor, num: int, name: str) -> Tensor:
         _check_index(index, num, name, "LightGCN")
