@@ -430,6 +430,18 @@ class InteractionSet:
                 digest.update(b"|str:" + json.dumps(ids.tolist()).encode())
         return digest.hexdigest()[:16]
 
+    def splits_fingerprint(self) -> str:
+        r"""Returns a short, stable hash of the train / validation / test pairs (which
+        :meth:`fingerprint` ignores): resuming a run with other pairs is refused with it."""
+        digest = hashlib.sha256(b"lightgcn_pyg.splits/1")
+        for edges in (self.train_edge_index, self.val_edge_index, self.test_edge_index):
+            if edges is None:
+                digest.update(b"|none")
+            else:
+                digest.update(f"|{tuple(edges.shape)}:".encode())
+                digest.update(edges.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
     def summary(self) -> Dict[str, Union[int, float, str, None]]:
         r"""Returns sizes, density, the :class:`LoadReport` counts and the fingerprint as a flat
         dict: the object :obj:`lightgcn data info --json` prints."""

@@ -140,13 +140,6 @@ class _CSR:
         out = x.new_zeros(self.size[0], x.size(-1))
         return out.index_add_(0, self.row, x.index_select(0, self.col) * self.value.unsqueeze(-1))
 
-    def rows_matmul(self, index: Tensor, x: Tensor) -> Tensor:
-        r"""Returns :obj:`(self @ x)[index]` with autograd, touching only the
-        entries of the requested rows."""
-        entry, segment = gather_csr_rows(self.rowptr, index)
-        msg = x.index_select(0, self.col[entry]) * self.value[entry].unsqueeze(-1)
-        return x.new_zeros(index.numel(), x.size(-1)).index_add(0, segment, msg)
-
     def masked(self, mask: Tensor, scale: float) -> "_CSR":
         r"""Keeps the entries where :obj:`mask` holds, with values scaled."""
         kept = torch.cat([mask.new_zeros(1, dtype=torch.long), mask.cumsum(0)])
@@ -414,19 +407,6 @@ class BipartiteAdjacency:
         r"""One LightGCN layer: :math:`(\mathbf{R} \mathbf{X}_{item},
         \mathbf{R}^{\top} \mathbf{X}_{user})`."""
         return self.user_update(x_item), self.item_update(x_user)
-
-    def user_update_at(self, x_item: Tensor, user_index: Tensor) -> Tensor:
-        r"""Returns :math:`(\mathbf{R} \mathbf{X}_{item})[\textrm{user\_index}]`
-        :math:`[B, F]`, computing only those rows (cost and backward
-        proportional to their number of edges). Indices are not validated."""
-        self._check_dense(x_item, self.num_items, "x_item")
-        return self._user_op.fwd.rows_matmul(user_index, x_item)
-
-    def item_update_at(self, x_user: Tensor, item_index: Tensor) -> Tensor:
-        r"""Returns :math:`(\mathbf{R}^{\top} \mathbf{X}_{user})
-        [\textrm{item\_index}]` :math:`[B, F]`, computing only those rows."""
-        self._check_dense(x_user, self.num_users, "x_user")
-        return self._item_op.fwd.rows_matmul(item_index, x_user)
 
     def user_items(self, user_index: Tensor) -> Tuple[Tensor, Tensor]:
         r"""The items of the given users, as :obj:`(position, item)` pairs

@@ -4,12 +4,10 @@ atomic checkpoints, exact resume and TensorBoard logging."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -76,18 +74,6 @@ def model_args(data: InteractionSet, config: TrainConfig) -> Dict[str, Any]:
         "learnable_weights": config.learnable_weights,
         "keep_prob": config.keep_prob,
     }
-
-
-def splits_fingerprint(data: InteractionSet) -> str:
-    """A hash of the train / validation / test pairs (the id-map fingerprint ignores them)."""
-    digest = hashlib.sha256(b"lightgcn_pyg.splits/1")
-    for edges in (data.train_edge_index, data.val_edge_index, data.test_edge_index):
-        if edges is None:
-            digest.update(b"|none")
-        else:
-            digest.update(f"|{tuple(edges.shape)}:".encode())
-            digest.update(edges.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def make_adam(params, lr: float) -> torch.optim.Adam:
@@ -221,7 +207,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "data": self.data.state_dict(),
             "data_fingerprint": self.data.fingerprint(),
-            "splits_fingerprint": splits_fingerprint(self.data),
+            "splits_fingerprint": self.data.splits_fingerprint(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "global_step": self.global_step,
@@ -286,7 +272,7 @@ class Trainer:
             path, map_location=self.device, expected_fingerprint=self.data.fingerprint()
         )
         saved_splits = state.get("splits_fingerprint")
-        if saved_splits is not None and saved_splits != splits_fingerprint(self.data):
+        if saved_splits is not None and saved_splits != self.data.splits_fingerprint():
             raise ValueError(
                 f"Cannot resume from {path}: the training, validation or test interactions differ "
                 "from the ones the checkpoint was trained on (same id maps, other pairs or another "
@@ -356,10 +342,8 @@ class Trainer:
         model.train()
         t0 = time.perf_counter()
         self.sampler.set_epoch(self.epoch)
-        batches = iter(self.sampler)
-        first = next(batches, None)  # the epoch's triplets are drawn here, all at once
+        batches = list(self.sampler)  # the epoch's triplets are drawn at once; batches are views
         sampling_s = time.perf_counter() - t0
-        total = len(self.sampler)
         # A run resumed mid-epoch continues the epoch's loss sums where they stopped.
         sums = (
             dict(self._partial_sums)
@@ -367,11 +351,8 @@ class Trainer:
             else {"loss": 0.0, "bpr": 0.0, "reg": 0.0}
         )
         n_done = self.batch_in_epoch
-        stream = [] if first is None else [first]
-        it = islice(_chain(stream, batches), self.batch_in_epoch, None)
         bar = tqdm(
-            it,
-            total=total - self.batch_in_epoch,
+            batches[self.batch_in_epoch :],  # a resumed run skips the batches already applied
             desc=f"epoch {self.epoch + 1}",
             leave=False,
             position=bar_position,
@@ -555,11 +536,6 @@ class Trainer:
             history=self.history,
             losses=self.losses,
         )
-
-
-def _chain(first, rest):
-    yield from first
-    yield from rest
 
 
 def _in_main_thread() -> bool:

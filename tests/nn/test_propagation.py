@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lightgcn_pyg.nn import BipartiteAdjacency, gather_csr_rows, propagation
+from lightgcn_pyg.nn.batch_propagation import batch_propagate
 
 NU, NI = 7, 9  # users, items
 
@@ -113,25 +114,37 @@ def test_edge_order_invariance(graph):
             assert torch.equal(seg, seg.sort().values)
 
 
+def _check_batch_propagate(adj, num_layers, users, items, atol=1e-10):
+    """Batch rows (+ layer-0 rows) of batch_propagate == full propagation, then index."""
+    gen = torch.Generator().manual_seed(3)
+    x_user = torch.randn(NU, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    x_item = torch.randn(NI, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    alpha = torch.linspace(0.5, 1.5, num_layers + 1, dtype=torch.float64, requires_grad=True)
+    u, u_inv = torch.unique(users, return_inverse=True)
+    i, i_inv = torch.unique(items, return_inverse=True)
+    fast = batch_propagate(adj, x_user, x_item, alpha, u, i, num_layers, u_inv, i_inv)
+    out_u, out_i, xu, xi = x_user * alpha[0], x_item * alpha[0], x_user, x_item
+    for k in range(1, num_layers + 1):
+        xu, xi = adj.propagate(xu, xi)
+        out_u, out_i = out_u + alpha[k] * xu, out_i + alpha[k] * xi
+    ref = (out_u[users], out_i[items], x_user[users], x_item[items])
+    weights = [torch.randn(t.shape, dtype=torch.float64, generator=gen) for t in ref]
+    g_fast = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, fast)),
+                                 (x_user, x_item, alpha))  # fmt: skip
+    g_ref = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, ref)),
+                                (x_user, x_item, alpha))  # fmt: skip
+    for a, b in zip(list(fast) + list(g_fast), list(ref) + list(g_ref)):
+        assert torch.allclose(a, b, atol=atol)
+
+
 @pytest.mark.parametrize("backend", ["csr", "coo"])
-def test_update_at_equals_full_then_index(graph, backend):
+@pytest.mark.parametrize("num_layers", [0, 1, 3])
+def test_batch_propagate_equals_full_then_index(graph, backend, num_layers):
     edge_index, weight = graph(NU, NI, weighted=True)
-    adj = BipartiteAdjacency(edge_index, NU, NI, weight, backend=backend)
-    x_user = torch.randn(NU, 3, dtype=torch.float64, requires_grad=True)
-    x_item = torch.randn(NI, 3, dtype=torch.float64, requires_grad=True)
+    adj = BipartiteAdjacency(edge_index, NU, NI, weight, backend=backend).to(dtype=torch.float64)
     users = torch.tensor([6, 0, 0, 3, 5])  # duplicates and an isolated user
     items = torch.tensor([8, 1, 1, 2])
-    at_user = adj.user_update_at(x_item, users)
-    at_item = adj.item_update_at(x_user, items)
-    full_user, full_item = adj.propagate(x_user, x_item)
-    assert torch.allclose(at_user, full_user[users], atol=1e-12)
-    assert torch.allclose(at_item, full_item[items], atol=1e-12)
-    g_at = torch.autograd.grad(at_user.sum() + at_item.pow(2).sum(), (x_user, x_item))
-    full = full_user[users].sum() + full_item[items].pow(2).sum()
-    g_full = torch.autograd.grad(full, (x_user, x_item))
-    for a, b in zip(g_at, g_full):
-        assert torch.allclose(a, b, atol=1e-12)
-    assert adj.user_update_at(x_item, users[:0]).shape == (0, 3)
+    _check_batch_propagate(adj, num_layers, users, items)
 
 
 def test_gather_csr_rows_matches_loop():
@@ -194,8 +207,9 @@ def test_dropout(graph, dense, keep_prob):
         torch.autograd.backward((out_user, out_item), (g_user, g_item))
         assert torch.allclose(xi.grad, dense_user.t() @ g_user, atol=1e-12)
         assert torch.allclose(xu.grad, dense_item.t() @ g_item, atol=1e-12)
-        at = d.user_update_at(x_item, torch.tensor([0, 1, 1]))
-        assert torch.allclose(at, (dense_user @ x_item)[[0, 1, 1]], atol=1e-12)
+        # The training path on the dropped (no longer symmetric) matrices: its hand-written
+        # backward must use each matrix's own transpose.
+        _check_batch_propagate(d, 2, torch.tensor([0, 1, 1, 4]), torch.tensor([2, 2, 7, 0]))
 
     # Each entry kept with probability keep_prob and divided by it: unbiased.
     n, nnz = 400, adj.num_edges
