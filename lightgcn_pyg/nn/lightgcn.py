@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 from torch.nn import Embedding, Parameter
 
-from lightgcn_pyg.nn.batch_propagation import batch_propagate
+from lightgcn_pyg.nn.batch_propagation import batch_propagate, unique_rows
 from lightgcn_pyg.nn.propagation import BipartiteAdjacency, _check_index
 
 __all__ = ["LightGCN"]
@@ -203,8 +203,8 @@ class LightGCN(torch.nn.Module):
     ) -> Tuple[Tensor, ...]:
         # Layers 1..K-1 in full, layer K only at the unique batch rows; the backward
         # is hand-written (see batch_propagation.py): K-1 full layers each way.
-        users, user_inv = torch.unique(user_index, return_inverse=True)
-        items, item_inv = torch.unique(item_index, return_inverse=True)
+        users, user_inv = unique_rows(user_index, self.num_users)
+        items, item_inv = unique_rows(item_index, self.num_items)
         out_user, out_item, ego_user, ego_item = batch_propagate(
             adj,
             self.user_embedding.weight,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lightgcn_pyg.nn import BipartiteAdjacency, gather_csr_rows, propagation
-from lightgcn_pyg.nn.batch_propagation import batch_propagate
+from lightgcn_pyg.nn.batch_propagation import batch_propagate, unique_rows
 
 NU, NI = 7, 9  # users, items
 
@@ -114,12 +114,16 @@ def test_edge_order_invariance(graph):
             assert torch.equal(seg, seg.sort().values)
 
 
-def _check_batch_propagate(adj, num_layers, users, items, atol=1e-10):
+def _check_batch_propagate(adj, num_layers, users, items, atol=1e-10, equal_alpha=False):
     """Batch rows (+ layer-0 rows) of batch_propagate == full propagation, then index."""
     gen = torch.Generator().manual_seed(3)
     x_user = torch.randn(NU, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     x_item = torch.randn(NI, 3, dtype=torch.float64, generator=gen, requires_grad=True)
-    alpha = torch.linspace(0.5, 1.5, num_layers + 1, dtype=torch.float64, requires_grad=True)
+    alpha = (
+        torch.full((num_layers + 1,), 1 / (num_layers + 1), dtype=torch.float64)
+        if equal_alpha  # the default: the backward shares one scaled gradient
+        else torch.linspace(0.5, 1.5, num_layers + 1, dtype=torch.float64)
+    ).requires_grad_()
     u, u_inv = torch.unique(users, return_inverse=True)
     i, i_inv = torch.unique(items, return_inverse=True)
     fast = batch_propagate(adj, x_user, x_item, alpha, u, i, num_layers, u_inv, i_inv)
@@ -139,12 +143,22 @@ def _check_batch_propagate(adj, num_layers, users, items, atol=1e-10):
 
 @pytest.mark.parametrize("backend", ["csr", "coo"])
 @pytest.mark.parametrize("num_layers", [0, 1, 3])
-def test_batch_propagate_equals_full_then_index(graph, backend, num_layers):
+@pytest.mark.parametrize("equal_alpha", [False, True])
+def test_batch_propagate_equals_full_then_index(graph, backend, num_layers, equal_alpha):
     edge_index, weight = graph(NU, NI, weighted=True)
     adj = BipartiteAdjacency(edge_index, NU, NI, weight, backend=backend).to(dtype=torch.float64)
     users = torch.tensor([6, 0, 0, 3, 5])  # duplicates and an isolated user
     items = torch.tensor([8, 1, 1, 2])
-    _check_batch_propagate(adj, num_layers, users, items)
+    _check_batch_propagate(adj, num_layers, users, items, equal_alpha=equal_alpha)
+
+
+@pytest.mark.parametrize("index", [[5, 0, 0, 3, 5, 1], [2, 2, 2], [0], [6, 5, 4, 3, 2, 1, 0], []])
+def test_unique_rows_equals_torch_unique(index):
+    index = torch.tensor(index, dtype=torch.long)
+    unique, inverse = unique_rows(index, 7)
+    expected, expected_inverse = torch.unique(index, return_inverse=True)
+    assert torch.equal(unique, expected) and torch.equal(inverse, expected_inverse)
+    assert unique.dtype == torch.long and inverse.dtype == torch.long
 
 
 def test_gather_csr_rows_matches_loop():
