@@ -251,9 +251,9 @@ def main() -> None:
     def our_step() -> None:
         trainer.train_step(*batches[next(counter) % len(batches)])
 
-    # The floor: 2K bare products with the full symmetric adjacency in torch CSR, both the
-    # plain call (int64 indices, ``A @ X``) and the fastest call we know (int32 indices,
-    # ``addmm`` into a buffer), so that our ratio is not flattered by a slow baseline.
+    # The floor: 2K bare products with the full symmetric adjacency in torch CSR (``A @ X``,
+    # as issue #6 defines it), and the same products through the fastest call we know (int32
+    # indices, ``addmm`` into one reused buffer), reported next to it as the strictest baseline.
     A = symmetric_csr(data, device)
     A32 = torch.sparse_csr_tensor(
         A.crow_indices().int(), A.col_indices().int(), A.values(), A.shape
@@ -287,12 +287,13 @@ def main() -> None:
         )
     memory["floor"] = mem.peak_mb
     out["step_ms"] = times["step"] * 1e3
-    out["floor_ms"] = min(times["floor"], times["floor_default"]) * 1e3
-    out["floor_default_ms"] = times["floor_default"] * 1e3
+    # The floor as issue #6 defines it: 2K bare torch CSR products, called plainly.
+    out["floor_ms"] = times["floor_default"] * 1e3
+    out["floor_fast_ms"] = times["floor"] * 1e3
     out["one_product_ms"] = out["floor_ms"] / (2 * LAYERS)
     log(
-        f"ours: step {out['step_ms']:.1f} ms; floor (2K = {2 * LAYERS} products): "
-        f"{out['floor_ms']:.1f} ms (plain A @ X: {out['floor_default_ms']:.1f} ms)"
+        f"ours: step {out['step_ms']:.1f} ms; floor (2K = {2 * LAYERS} products, A @ X): "
+        f"{out['floor_ms']:.1f} ms (fastest call: {out['floor_fast_ms']:.1f} ms)"
     )
 
     # --- PyG's LightGCN -----------------------------------------------------------------------
@@ -381,7 +382,7 @@ def main() -> None:
     out["peak_rss_mb"] = _rss_mb("VmHWM") if device.type != "cuda" else max(memory.values())
     out["peak_mb"] = memory
     out["ratio_step_vs_floor"] = out["step_ms"] / out["floor_ms"]
-    out["ratio_step_vs_floor_default"] = out["step_ms"] / out["floor_default_ms"]
+    out["ratio_step_vs_floor_fast"] = out["step_ms"] / out["floor_fast_ms"]
     out["speedup_vs_pyg_csr"] = out["pyg_csr_step_ms"] / out["step_ms"]
     out["speedup_vs_pyg_edge_index"] = out["pyg_edge_index_step_ms"] / out["step_ms"]
     out["ratio_eval_vs_floor"] = out["eval_s"] / out["eval_floor_s"]
@@ -400,11 +401,11 @@ def main() -> None:
             f"{out['train_peak_mb']:.0f}",
         ),
         (
-            "floor: 2K bare CSR products (fastest call)",
+            "floor: 2K bare torch CSR products, A @ X",
             f"{out['floor_ms']:.1f} ms",
             f"{memory['floor']:.0f}",
         ),
-        ("2K bare CSR products, plain A @ X", f"{out['floor_default_ms']:.1f} ms", ""),
+        ("the same, fastest call (int32, addmm)", f"{out['floor_fast_ms']:.1f} ms", ""),
         (
             "PyG LightGCN, normalised CSR",
             f"{out['pyg_csr_step_ms']:.1f} ms",
@@ -436,12 +437,12 @@ def main() -> None:
     for what, t, m in rows:
         print(f"| {what:<42} | {t:>10} | {m:>8} |")
     print(
-        f"step / floor = {out['ratio_step_vs_floor']:.2f} (vs plain A @ X: "
-        f"{out['ratio_step_vs_floor_default']:.2f}); PyG CSR / ours = {out['speedup_vs_pyg_csr']:.1f}x; "
+        f"step / floor = {out['ratio_step_vs_floor']:.2f} (vs the fastest call: "
+        f"{out['ratio_step_vs_floor_fast']:.2f}); PyG CSR / ours = {out['speedup_vs_pyg_csr']:.1f}x; "
         f"PyG edge_index / ours = {out['speedup_vs_pyg_edge_index']:.1f}x; "
         f"eval / bare = {out['ratio_eval_vs_floor']:.2f}; peak RSS {out['peak_rss_mb']:.0f} MiB; "
         f"training memory {out['train_peak_mb']:.0f} MiB = {out['ratio_train_memory_vs_budget']:.2f} x "
-        f"(adjacency + embeddings + Adam state)"
+        f"2 x (adjacency + embeddings + Adam state)"
     )
 
 
