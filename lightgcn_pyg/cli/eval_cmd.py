@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import click
 
 from lightgcn_pyg.cli.common import checkpoint_option, clean_errors, device_option, echo_json, err
-from lightgcn_pyg.data import map_interactions_file
+from lightgcn_pyg.data import LoadReport, map_interactions_file
 from lightgcn_pyg.device import resolve_device
 from lightgcn_pyg.evaluation import Evaluator
 from lightgcn_pyg.training.restore import restore
@@ -90,8 +90,20 @@ def evaluate(
     if train_file is not None:
         train_index = map_interactions_file(data, train_file, user_col=user_col, item_col=item_col)
     if test_file is not None:
-        test_index = map_interactions_file(data, test_file, user_col=user_col, item_col=item_col)
-        test_index = _drop_training_pairs(test_index, train_index, data.num_items, test_file)
+        # Test pairs that are also training pairs are masked away: drop them, as loading does.
+        report = LoadReport()
+        test_index = map_interactions_file(
+            data, test_file, user_col=user_col, item_col=item_col, exclude=train_index,
+            report=report,
+        )  # fmt: skip
+        if report.overlap_dropped:
+            err(
+                f"Dropped {report.overlap_dropped} pairs of '{test_file}' that are also training pairs"
+            )
+        if test_index.size(1) == 0:
+            raise click.ClickException(
+                f"'{test_file}' has no test pairs left that are not training pairs"
+            )
     elif split == "val":
         if data.val_edge_index is None:
             raise click.BadParameter(
@@ -129,20 +141,3 @@ def evaluate(
     )
     for key, value in result.metrics.items():
         click.echo(f"  {key:<14}{value:.4f}")
-
-
-def _drop_training_pairs(test_index, train_index, num_items: int, path: Path):
-    """Test pairs that are also training pairs would be scored although training masks them
-    nowhere else: drop them (as the data layer does) and say how many."""
-    import torch
-
-    test_keys = test_index[0] * num_items + test_index[1]
-    train_keys = train_index[0] * num_items + train_index[1]
-    overlap = torch.isin(test_keys, train_keys)
-    dropped = int(overlap.sum())
-    if dropped:
-        err(f"Dropped {dropped} pairs of '{path}' that are also training pairs")
-    kept = test_index[:, ~overlap]
-    if kept.size(1) == 0:
-        raise click.ClickException(f"'{path}' has no test pairs left that are not training pairs")
-    return kept

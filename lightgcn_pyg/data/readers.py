@@ -223,6 +223,8 @@ def map_interactions_file(
     user_col: str = "user",
     item_col: str = "item",
     file_format: str = "auto",
+    exclude: Optional[Tensor] = None,
+    report: Optional[LoadReport] = None,
 ) -> Tensor:
     r"""Reads a file of raw-id interactions and maps it through the id maps of :obj:`data`, e.g.
     to evaluate a trained model on new test interactions.
@@ -234,6 +236,11 @@ def map_interactions_file(
         user_col (str, optional): CSV / Parquet user column. (default: :obj:`"user"`)
         item_col (str, optional): CSV / Parquet item column. (default: :obj:`"item"`)
         file_format (str, optional): As :func:`infer_file_format`. (default: :obj:`"auto"`)
+        exclude (torch.Tensor, optional): Pairs :obj:`[2, E']` to drop from the result, e.g. the
+            training pairs when the file is a test split (the same rule as
+            :obj:`drop_overlap=True` when loading). (default: :obj:`None`)
+        report (LoadReport, optional): Receives the number of excluded pairs found in the file
+            (:obj:`overlap` and :obj:`overlap_dropped`). (default: :obj:`None`)
 
     Returns:
         torch.Tensor: Bipartite edge index :obj:`[2, E]` of the unique pairs, sorted by
@@ -254,6 +261,13 @@ def map_interactions_file(
         user, item = table.user, table.item
     user_index = data.user_index(user, where=f"'{path}'")
     item_index = data.item_index(item, where=f"'{path}'")
-    keys = sorted_unique(user_index.numpy() * max(data.num_items, 1) + item_index.numpy())
     stride = max(data.num_items, 1)
+    keys = sorted_unique(user_index.numpy() * stride + item_index.numpy())
+    if exclude is not None:
+        exclude = exclude.cpu().numpy()
+        known = np.isin(keys, sorted_unique(exclude[0] * stride + exclude[1]), assume_unique=True)
+        if report is not None:
+            report.overlap += int(known.sum())
+            report.overlap_dropped += int(known.sum())
+        keys = keys[~known]
     return torch.from_numpy(np.stack([keys // stride, keys % stride]))

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from lightgcn_pyg.data import LoadReport, from_dataframe, map_interactions_file, read_table
 
@@ -196,3 +197,21 @@ def test_map_interactions_file(tmp_path):
     assert map_interactions_file(ints, txt).tolist() == [[0, 1, 1], [0, 0, 1]]
     with pytest.raises(ValueError, match=r"Unknown item id 5 in '.*bad.txt'"):
         map_interactions_file(ints, write(tmp_path, "bad.txt", "9 5\n"))
+
+
+def test_map_interactions_file_excludes_known_pairs(tmp_path):
+    ints = from_dataframe(pd.DataFrame({"user": [7, 9, 9], "item": [3, 3, 4]}), split="ratio")
+    txt = write(tmp_path, "t.txt", "9 4 3\n7 3\n")  # pairs (1, 0), (1, 1), (0, 0)
+    exclude = torch.tensor([[1, 0, 0], [1, 1, 0]])  # (1, 1) and (0, 0) are in the file
+    report = LoadReport()
+    kept = map_interactions_file(ints, txt, exclude=exclude, report=report)
+    assert kept.tolist() == [[1], [0]]
+    assert report.overlap == 2 and report.overlap_dropped == 2
+    # Nothing to exclude: unchanged, nothing counted.
+    report = LoadReport()
+    none = torch.empty(2, 0, dtype=torch.long)
+    assert map_interactions_file(ints, txt, exclude=none, report=report).tolist() == [
+        [0, 1, 1],
+        [0, 0, 1],
+    ]
+    assert report.overlap == 0
