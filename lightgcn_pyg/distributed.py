@@ -10,6 +10,7 @@ early-stopping decision.
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -135,11 +136,17 @@ def run_distributed_training(
             timeout=timedelta(seconds=timeout_s),
         )
         created = True
+    trainer: Optional[DistributedTrainer] = None
     try:
         trainer = DistributedTrainer(data, config, out_dir=out_dir)
         result = trainer.fit(resume=resume)
         dist.barrier()
     finally:
+        # DDP's reducer holds the process group: free it first. In the other order the reducer
+        # dies after the group, and ProcessGroupGloo's destructor can deadlock (seen here about
+        # once in 20 runs: a rank stuck forever after training had finished).
+        trainer = None
+        gc.collect()
         if created:
             dist.destroy_process_group()
     return result if rank == 0 else None

@@ -1,6 +1,8 @@
 """DDP on CPU with gloo: 2 processes on a small synthetic graph."""
 
 import json
+import os
+import signal
 import socket
 
 import pytest
@@ -43,7 +45,6 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
-    import os
 
     from lightgcn_pyg.distributed import run_distributed_training
 
@@ -54,11 +55,25 @@ def _worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
         WORLD_SIZE=str(WORLD),
         LOCAL_RANK=str(rank),
     )
+    import gc
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    # How many DDP modules are still alive when the process group is destroyed: a live reducer
+    # dying after its group can deadlock in ProcessGroupGloo's destructor.
+    live_ddp, destroy = [], dist.destroy_process_group
+
+    def checked_destroy(*args, **kwargs):
+        live_ddp.append(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+        return destroy(*args, **kwargs)
+
+    dist.destroy_process_group = checked_destroy
     torch.set_num_threads(1)
     data = read_lightgcn_txt(f"{folder}/data/train.txt", f"{folder}/data/test.txt")
     result = run_distributed_training(data, TrainConfig.from_dict(config_dict), f"{folder}/out")
     torch.save(
-        {"losses": result.losses if result is not None else None},
+        {"losses": result.losses if result is not None else None, "live_ddp": live_ddp},
         f"{folder}/rank{rank}_result.pt",
     )
 
@@ -70,6 +85,13 @@ def ddp_run(tmp_path_factory):
     config = _config()
     mp.spawn(_worker, args=(_free_port(), str(folder), config.to_dict()), nprocs=WORLD, join=True)
     return folder, config
+
+
+def test_ddp_is_freed_before_the_process_group_is_destroyed(ddp_run):
+    folder, _ = ddp_run
+    for rank in range(WORLD):
+        result = torch.load(folder / f"rank{rank}_result.pt", weights_only=True)
+        assert result["live_ddp"] == [0]  # destroyed once, with no DDP module left
 
 
 def test_ddp_matches_single_process(ddp_run):
@@ -102,7 +124,6 @@ def test_only_rank0_writes_and_checkpoint_loads_in_single_process_eval(ddp_run):
 
 
 def _param_worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
-    import os
 
     import torch.distributed as dist
 
@@ -151,7 +172,17 @@ def test_cli_under_torchrun(tmp_path):
         "--batch-size", "64", "--k", "10", "--no-progress", "--no-tensorboard",
         "--out", str(tmp_path / "out"), "--json",
     ]  # fmt: skip
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    # Own process group: a hang is killed with torchrun's workers, not left running.
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun did not finish within 300 s:\n{stderr[-2000:]}")
+    done = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert len(lines) == 1  # only rank 0 prints, one JSON object
