@@ -45,7 +45,6 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
-
     from lightgcn_pyg.distributed import run_distributed_training
 
     os.environ.update(
@@ -124,7 +123,6 @@ def test_only_rank0_writes_and_checkpoint_loads_in_single_process_eval(ddp_run):
 
 
 def _param_worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
-
     import torch.distributed as dist
 
     from lightgcn_pyg.distributed import DistributedTrainer
