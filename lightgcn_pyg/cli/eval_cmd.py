@@ -103,6 +103,8 @@ def evaluate(
         if test_index.size(1) == 0:
             raise click.ClickException(
                 f"'{test_file}' has no test pairs left that are not training pairs"
+                if report.overlap_dropped
+                else f"'{test_file}' holds no (user, item) pairs"
             )
     elif split == "val":
         if data.val_edge_index is None:

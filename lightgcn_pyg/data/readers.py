@@ -264,7 +264,7 @@ def map_interactions_file(
     stride = max(data.num_items, 1)
     keys = sorted_unique(user_index.numpy() * stride + item_index.numpy())
     if exclude is not None:
-        exclude = exclude.cpu().numpy()
+        exclude = exclude.cpu().long().numpy()  # int64 keys: int32 would wrap at U * I > 2^31
         known = np.isin(keys, sorted_unique(exclude[0] * stride + exclude[1]), assume_unique=True)
         if report is not None:
             report.overlap += int(known.sum())

@@ -150,6 +150,12 @@ class _BatchPropagation(torch.autograd.Function):
         grad_ego_u: Optional[Tensor],
         grad_ego_i: Optional[Tensor],
     ):
+        if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable
+            raise RuntimeError(
+                "LightGCN's batch propagation (the model called with indices in training mode) "
+                "has no second-order gradient; call the model without indices (full "
+                "propagation) to differentiate twice"
+            )
         users, items, user_inv, item_inv = ctx.saved_tensors
         adj: BipartiteAdjacency = ctx.adj
         backend, coef, num_layers = adj.backend, ctx.coef, ctx.num_layers

@@ -169,9 +169,9 @@ class LightGCN(torch.nn.Module):
         key = self._adjacency_key()
         if key != self._adj_key:
             adj = BipartiteAdjacency(
-                self.edge_index, self.num_users, self.num_items, self.edge_weight
+                self.edge_index, self.num_users, self.num_items, self.edge_weight, dtype=key[1]
             )
-            self._adj, self._adj_key = adj.to(key[0], key[1]), key
+            self._adj, self._adj_key = adj.to(key[0]), key
         return self._adj
 
     # Propagation #############################################################

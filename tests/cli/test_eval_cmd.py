@@ -176,6 +176,7 @@ def test_train_file_replaces_the_mask(run, tmp_path):
         ("user,item\nalice,i00\nzed,i01\n", "Error: Unknown user id 'zed' in '{path}'"),
         ("user,item\nalice,i99\n", "Error: Unknown item id 'i99' in '{path}'"),
         ("uid,item\nalice,i00\n", "Error: Column 'user' ('user_col') not found in '{path}'"),
+        ("user,item\n", "Error: '{path}' holds no (user, item) pairs"),
     ],
 )
 def test_test_file_errors(run, tmp_path, content, message):

@@ -215,3 +215,15 @@ def test_map_interactions_file_excludes_known_pairs(tmp_path):
         [0, 0, 1],
     ]
     assert report.overlap == 0
+
+
+def test_map_interactions_file_exclude_keys_do_not_wrap(tmp_path):
+    """int32 pairs to exclude: keys are built in int64, else (65539, 5) would match (3, 5)."""
+    num_users, num_items = 65536 + 8, 65536
+    users = np.arange(num_users)
+    data = from_dataframe(pd.DataFrame({"user": users, "item": users % num_items}))
+    txt = write(tmp_path, "t.txt", "3 5\n")  # raw ids are the indices here
+    report = LoadReport()
+    exclude = torch.tensor([[65536 + 3], [5]], dtype=torch.int32)
+    kept = map_interactions_file(data, txt, exclude=exclude, report=report)
+    assert kept.tolist() == [[3], [5]] and report.overlap_dropped == 0

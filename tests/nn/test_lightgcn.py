@@ -389,3 +389,47 @@ def test_cache_sees_fused_optimizer_steps(graph):
     # The point of the test: the fused kernel really did not bump the counters here.
     if [p._version for p in model.parameters()] != versions:
         pytest.skip("this torch bumps version counters in fused Adam; covered elsewhere")
+
+
+def test_fast_path_refuses_double_backward(graph):
+    """The hand-written backward is not differentiable: a second-order gradient raises instead of
+    coming out silently wrong."""
+    model, _, _ = make_model(graph, 3, learnable_weights=True)
+    user_out, item_out = model(torch.tensor([0, 3]), torch.tensor([1, 2]))
+    loss = (user_out * item_out).sum()
+    with pytest.raises(RuntimeError, match="has no second-order gradient; call the model"):
+        torch.autograd.grad(loss, list(model.parameters()), create_graph=True)
+    # A plain backward of the same kind of graph still works.
+    user_out, item_out = model(torch.tensor([0, 3]), torch.tensor([1, 2]))
+    assert all(g.abs().sum() > 0 for g in torch.autograd.grad((user_out * item_out).sum(),
+                                                              list(model.parameters())))  # fmt: skip
+    # The adjacency still uses its CSR products afterwards.
+    assert model.adjacency()._user_op.fwd.csr_ok is True
+
+
+def test_csr_product_recorded_by_autograd_keeps_the_csr_path(graph):
+    """A product called where autograd records (grad mode, input requiring grad) cannot write
+    into a buffer with out=: it must still use CSR (not switch to the slow fallback for good)."""
+    edge_index, _ = graph(NU, NI)
+    adj = propagation.BipartiteAdjacency(edge_index, NU, NI)
+    m = adj._user_op.fwd
+    x = torch.randn(NI, 4, requires_grad=True)
+    out = m.matmul(x, "auto")
+    assert m.csr_ok is True and out.requires_grad
+    torch.testing.assert_close(out, adj.to_dense() @ x)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    torch.testing.assert_close(g, adj.to_dense().t() @ torch.ones(NU, 4))
+
+
+def test_float64_model_builds_its_adjacency_in_float64(graph):
+    edge_index, _ = graph(NU, NI)
+    model = LightGCN(NU, NI, edge_index, embedding_dim=4, num_layers=2).double()
+    value = model.adjacency().value
+    assert value.dtype == torch.float64
+    deg_u = torch.bincount(edge_index[0], minlength=NU).double()
+    deg_i = torch.bincount(edge_index[1], minlength=NI).double()
+    adj = model.adjacency()
+    row = torch.repeat_interleave(torch.arange(NU), adj.rowptr.diff().long())
+    expected = 1.0 / torch.sqrt(deg_u[row] * deg_i[adj.col.long()])
+    # Exact in float64 (a float32 value upcast is off by ~1e-8).
+    torch.testing.assert_close(value, expected, rtol=1e-15, atol=0)

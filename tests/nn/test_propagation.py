@@ -257,6 +257,19 @@ def test_to_keeps_values():
     assert "num_edges=3" in repr(adj)
 
 
+def test_dtype_argument():
+    edge_index = torch.tensor([[0, 0, 1], [0, 2, 1]])
+    weight = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float16)
+    assert BipartiteAdjacency(edge_index, 2, 3).dtype == torch.float32
+    assert BipartiteAdjacency(edge_index, 2, 3, weight).dtype == torch.float16
+    adj = BipartiteAdjacency(edge_index, 2, 3, weight, dtype=torch.float64)
+    # R_{0,2} = 2 / sqrt(d_u0 d_i2) = 2 / sqrt(3 * 2), computed and kept in float64.
+    assert adj.dtype == torch.float64
+    assert adj.to_dense()[0, 2].item() == pytest.approx(2 / (3 * 2) ** 0.5, rel=1e-15, abs=0)
+    with pytest.raises(ValueError, match=r"'dtype' must be a floating torch.dtype.*int64"):
+        BipartiteAdjacency(edge_index, 2, 3, dtype=torch.int64)
+
+
 def test_validation():
     edge_index = torch.tensor([[0, 1, 2], [0, 1, 5]])
     with pytest.raises(ValueError, match=r"edge_index\[1\].*index 5.*\[0, 3\)"):
