@@ -23,6 +23,7 @@ from typing import Callable, Dict, List
 import torch
 
 from lightgcn_pyg.data import load_dataset
+from lightgcn_pyg.device import resolve_device
 from lightgcn_pyg.evaluation import Evaluator
 from lightgcn_pyg.training import TrainConfig, Trainer
 
@@ -197,7 +198,10 @@ def main() -> None:
     if args.memory_probe:
         memory_probe(args.data_root)
         return
-    device = torch.device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:  # e.g. --device cuda on a machine without CUDA
+        parser.error(str(error))
     reps = (
         dict(step=7, floor=7, pyg_csr=3, pyg_ei=2, sample=3, eval=3)
         if args.quick
