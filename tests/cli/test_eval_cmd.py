@@ -4,24 +4,18 @@ import math
 import os
 import pickle
 
-import click
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import assert_help_lists_every_option, invoke
 from synthetic import write_clustered_txt
 
 from lightgcn_pyg.cli.eval_cmd import evaluate
-from lightgcn_pyg.cli.main import main
 from lightgcn_pyg.training import load_checkpoint, restore
 
 SMALL = ["--dim", "8", "--layers", "2", "--batch-size", "32", "--lr", "0.05", "--eval-every", "1",
          "--seed", "5", "--device", "cpu", "--init", "normal", "--no-progress", "--no-tensorboard"]  # fmt: skip
 MEANS = ("recall", "precision", "ndcg")
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def raw_user(u: int) -> str:
@@ -302,13 +296,8 @@ def test_bad_checkpoints_give_one_line_naming_the_file(run, tmp_path, command):
 
 
 def test_help_lists_every_option():
-    result = invoke("eval", "--help")
-    assert result.exit_code == 0
-    for param in evaluate.params:
-        if isinstance(param, click.Option):
-            for opt in param.opts:
-                assert opt in result.output, opt
-    flat = " ".join(result.output.split())
+    output = assert_help_lists_every_option("eval", evaluate)
+    flat = " ".join(output.split())
     assert "--k INTEGER RANGE" in flat and "[default: the K values the model was trained" in flat
 
 

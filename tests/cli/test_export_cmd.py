@@ -1,24 +1,18 @@
 import json
 
-import click
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import assert_help_lists_every_option, invoke
 from synthetic import write_clustered_txt
 
 from lightgcn_pyg.cli.export_cmd import export
-from lightgcn_pyg.cli.main import main
 from lightgcn_pyg.evaluation import Evaluator
 from lightgcn_pyg.training import restore
 
 SMALL = ["--dim", "8", "--layers", "2", "--batch-size", "32", "--lr", "0.05", "--eval-every", "1",
          "--seed", "6", "--device", "cpu", "--init", "normal", "--no-progress", "--no-tensorboard"]  # fmt: skip
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def csv_pairs(txt, path):
@@ -152,9 +146,4 @@ def test_out_must_be_a_folder(run, tmp_path):
 
 
 def test_help_lists_every_option():
-    result = invoke("export", "--help")
-    assert result.exit_code == 0
-    for param in export.params:
-        if isinstance(param, click.Option):
-            for opt in param.opts:
-                assert opt in result.output, opt
+    assert_help_lists_every_option("export", export)

@@ -2,22 +2,16 @@ import csv
 import io
 import json
 
-import click
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from cli_helpers import assert_help_lists_every_option, invoke
 from synthetic import write_clustered_txt
 
-from lightgcn_pyg.cli.main import main
 from lightgcn_pyg.cli.recommend_cmd import recommend
 
 SMALL = ["--dim", "8", "--layers", "2", "--batch-size", "32", "--lr", "0.05", "--eval-every", "2",
          "--seed", "4", "--device", "cpu", "--init", "normal", "--no-progress", "--no-tensorboard"]  # fmt: skip
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def read_pairs(path):
@@ -192,9 +186,4 @@ def test_string_ids(csv_run):
 
 
 def test_help_lists_every_option():
-    result = invoke("recommend", "--help")
-    assert result.exit_code == 0
-    for param in recommend.params:
-        if isinstance(param, click.Option):
-            for opt in param.opts:
-                assert opt in result.output, opt
+    assert_help_lists_every_option("recommend", recommend)

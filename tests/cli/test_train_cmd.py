@@ -3,13 +3,11 @@ import json
 import subprocess
 import sys
 
-import click
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import assert_help_lists_every_option, invoke
 from synthetic import write_clustered_txt
 
-from lightgcn_pyg.cli.main import main
 from lightgcn_pyg.cli.train_cmd import train
 from lightgcn_pyg.data import read_lightgcn_txt
 from lightgcn_pyg.training import TrainConfig, Trainer, load_checkpoint
@@ -20,10 +18,6 @@ SMALL = {
     "--seed": 3, "--device": "cpu", "--init": "normal",
 }  # fmt: skip
 QUIET = ("--no-progress", "--no-tensorboard")
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def flags(**overrides):
@@ -188,13 +182,8 @@ def test_every_hyperparameter_flag_reaches_the_config(files, tmp_path):
 
 
 def test_non_default_flags_are_listed_in_help():
-    result = invoke("train", "--help")
-    assert result.exit_code == 0
-    for param in train.params:
-        if isinstance(param, click.Option):
-            for opt in [*param.opts, *param.secondary_opts]:
-                assert opt in result.output, opt
-    assert "[default: 2048]" in result.output  # --batch-size shows the config default
+    output = assert_help_lists_every_option("train", train)
+    assert "[default: 2048]" in output  # --batch-size shows the config default
 
 
 @pytest.mark.parametrize(
