@@ -74,11 +74,25 @@ class DistributedTrainer(Trainer):
             )
         rank, world_size = dist.get_rank(), dist.get_world_size()
         super().__init__(data, config, out_dir=out_dir, rank=rank, world_size=world_size, **kwargs)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train under :class:`~torch.nn.parallel.DistributedDataParallel`; collective on all ranks.
+
+        The DDP wrapper lives only while :meth:`fit` runs. Its reducer holds the process group,
+        and a reducer that dies after ``destroy_process_group()`` can deadlock in
+        ``ProcessGroupGloo``'s destructor (pytorch/pytorch#75097; seen here about once in 20
+        runs), so it is freed before :meth:`fit` returns, whatever the caller does next.
+        """
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         # The graph buffer never changes: do not broadcast it at every forward.
         self.train_model = DistributedDataParallel(
             self.model, device_ids=device_ids, broadcast_buffers=False
         )
+        try:
+            return super().fit(resume=resume)
+        finally:
+            self.train_model = self.model
+            gc.collect()  # the reducer sits in reference cycles: free it now, not at exit
 
     def _loss_denominator(self, batch_size: int) -> float:
         start = self.batch_in_epoch * self.config.batch_size
@@ -136,17 +150,11 @@ def run_distributed_training(
             timeout=timedelta(seconds=timeout_s),
         )
         created = True
-    trainer: Optional[DistributedTrainer] = None
     try:
-        trainer = DistributedTrainer(data, config, out_dir=out_dir)
-        result = trainer.fit(resume=resume)
+        # fit() frees its DDP wrapper before it returns (see DistributedTrainer.fit).
+        result = DistributedTrainer(data, config, out_dir=out_dir).fit(resume=resume)
         dist.barrier()
     finally:
-        # DDP's reducer holds the process group: free it first. In the other order the reducer
-        # dies after the group, and ProcessGroupGloo's destructor can deadlock (seen here about
-        # once in 20 runs: a rank stuck forever after training had finished).
-        trainer = None
-        gc.collect()
         if created:
             dist.destroy_process_group()
     return result if rank == 0 else None

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import time
 
 import pytest
 import torch
@@ -44,6 +45,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _spawn(fn, *args, timeout_s: float = 300.0) -> None:
+    """``mp.spawn(fn, args, nprocs=WORLD)`` that kills the ranks and fails after ``timeout_s``.
+
+    A hung rank must fail this test, not stall the whole suite (and CI) forever.
+    """
+    context = mp.start_processes(fn, args=args, nprocs=WORLD, join=False, start_method="spawn")
+    deadline = time.monotonic() + timeout_s
+    while not context.join(timeout=max(deadline - time.monotonic(), 0.1)):
+        if time.monotonic() >= deadline:
+            stuck = [rank for rank, p in enumerate(context.processes) if p.is_alive()]
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"ranks {stuck} still running after {timeout_s:.0f} s (a distributed hang)")
+
+
+def _live_ddp_modules() -> int:
+    import gc
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    return sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+
+
 def _worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
     from lightgcn_pyg.distributed import run_distributed_training
 
@@ -54,17 +78,14 @@ def _worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
         WORLD_SIZE=str(WORLD),
         LOCAL_RANK=str(rank),
     )
-    import gc
-
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
 
     # How many DDP modules are still alive when the process group is destroyed: a live reducer
     # dying after its group can deadlock in ProcessGroupGloo's destructor.
     live_ddp, destroy = [], dist.destroy_process_group
 
     def checked_destroy(*args, **kwargs):
-        live_ddp.append(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects()))
+        live_ddp.append(_live_ddp_modules())
         return destroy(*args, **kwargs)
 
     dist.destroy_process_group = checked_destroy
@@ -82,7 +103,7 @@ def ddp_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
     write_clustered_txt(folder / "data", num_users=50, num_items=30)
     config = _config()
-    mp.spawn(_worker, args=(_free_port(), str(folder), config.to_dict()), nprocs=WORLD, join=True)
+    _spawn(_worker, _free_port(), str(folder), config.to_dict())
     return folder, config
 
 
@@ -133,8 +154,15 @@ def _param_worker(rank: int, port: int, folder: str, config_dict: dict) -> None:
     data = read_lightgcn_txt(f"{folder}/data/train.txt", f"{folder}/data/test.txt")
     trainer = DistributedTrainer(data, TrainConfig.from_dict(config_dict), log=lambda _: None)
     trainer.fit()
+    # The caller still holds the trainer: fit() itself must have freed its DDP wrapper, or the
+    # destroy below can deadlock (this test hung CI once when it held a live wrapper here).
+    live_ddp = _live_ddp_modules()
     torch.save(
-        {**trainer.model.state_dict(), "epochs_run": torch.tensor(trainer.epoch)},
+        {
+            **trainer.model.state_dict(),
+            "epochs_run": torch.tensor(trainer.epoch),
+            "live_ddp": torch.tensor(live_ddp),
+        },
         f"{folder}/params{rank}.pt",
     )
     dist.destroy_process_group()
@@ -145,11 +173,10 @@ def test_all_ranks_end_with_identical_parameters_and_stop_together(tmp_path):
     # lr ~ 0 so early stopping triggers (after 1 + patience + 1 evaluations) on rank 0 only; the
     # decision must reach rank 1 or the job would hang / diverge.
     config = _config(epochs=50, patience=1, lr=1e-12)
-    mp.spawn(
-        _param_worker, args=(_free_port(), str(tmp_path), config.to_dict()), nprocs=WORLD, join=True
-    )
+    _spawn(_param_worker, _free_port(), str(tmp_path), config.to_dict())
     p0 = torch.load(tmp_path / "params0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "params1.pt", weights_only=True)
+    assert int(p0.pop("live_ddp")) == int(p1.pop("live_ddp")) == 0
     assert int(p0["epochs_run"]) == int(p1["epochs_run"]) == 3
     for key in p0:
         torch.testing.assert_close(p0[key], p1[key], rtol=0, atol=0)
